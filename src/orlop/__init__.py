@@ -1,0 +1,3 @@
+"""orlop: a container engine written in Python."""
+
+__version__ = "0.1.0"

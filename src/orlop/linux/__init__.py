@@ -1,0 +1,1 @@
+"""Thin, typed bindings to the kernel (stdlib + ctypes only)."""

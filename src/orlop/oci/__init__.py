@@ -1,0 +1,1 @@
+"""OCI runtime-spec and image-spec data models and validation (stdlib only)."""

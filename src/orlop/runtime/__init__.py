@@ -1,0 +1,1 @@
+"""orlop-runtime: an OCI runtime with runc's command line."""

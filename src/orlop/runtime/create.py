@@ -1,0 +1,247 @@
+"""`create`: from a bundle to a container whose init waits on exec.fifo.
+
+This is the runtime's (parent's) side of the set-up; init.py is the child's.
+Until the init reports `ready` nothing is final: any failure kills the child
+and removes the cgroup and the state directory, so a refused bundle leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+
+from orlop import fastjson
+from orlop.linux import proc
+from orlop.linux import syscalls as sc
+from orlop.linux.cgroups import open_manager
+from orlop.oci.runtime_spec import ConfigError, validate
+from orlop.runtime import hooks, init, sync
+from orlop.runtime.errors import ContainerExists, RuntimeFailure
+from orlop.runtime.state import EXEC_FIFO, NAMESPACE_KEYS, ContainerState, validate_id, write_atomic
+
+
+class CreateOptions:
+    __slots__ = ("pid_file", "console_socket", "console_fd", "no_pivot", "preserve_fds", "systemd_cgroup")
+
+    def __init__(self, pid_file: str | None = None, console_socket: str | None = None,
+                 console_fd: int | None = None, no_pivot: bool = False, preserve_fds: int = 0,
+                 systemd_cgroup: bool = False) -> None:
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.console_fd = console_fd  # an already-connected console socket (foreground `run`)
+        self.no_pivot = no_pivot
+        self.preserve_fds = preserve_fds
+        self.systemd_cgroup = systemd_cgroup
+
+
+def load_bundle(bundle: str) -> tuple[str, dict, str]:
+    """(absolute bundle dir, validated config.json, absolute rootfs)."""
+    bundle = os.path.abspath(bundle)
+    path = os.path.join(bundle, "config.json")
+    try:
+        spec = fastjson.load_file(path)
+    except FileNotFoundError:
+        raise RuntimeFailure(f"bundle {bundle}: no config.json (create one with `orlop-runtime spec`)") from None
+    except ValueError as e:
+        raise RuntimeFailure(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(spec, dict):
+        raise RuntimeFailure(f"{path}: must hold a JSON object")
+    try:
+        validate(spec, bundle)
+    except ConfigError as e:
+        raise RuntimeFailure(str(e)) from None
+    if "process" not in spec:
+        raise RuntimeFailure("config.json: process: required to create a container")
+    namespaces = [n["type"] for n in (spec.get("linux") or {}).get("namespaces") or []]
+    if "mount" not in namespaces:
+        raise RuntimeFailure("config.json: linux.namespaces: a mount namespace is required")
+    root_path = spec["root"]["path"]
+    return bundle, spec, os.path.normpath(os.path.join(bundle, root_path))
+
+
+def create(root: str, container_id: str, bundle: str, options: CreateOptions) -> ContainerState:
+    validate_id(container_id)
+    bundle, spec, rootfs = load_bundle(bundle)
+    os.makedirs(root, 0o711, exist_ok=True)
+    state_dir = os.path.join(root, container_id)
+    try:
+        os.mkdir(state_dir, 0o711)
+    except FileExistsError:
+        raise ContainerExists(container_id) from None
+    state = ContainerState(container_id, state_dir, bundle, rootfs, spec)
+    state.systemd_cgroup = options.systemd_cgroup
+    cgroup = child = None
+    try:
+        os.mkfifo(state.fifo_path, 0o622)
+        linux = spec.get("linux") or {}
+        cgroup = open_manager(linux.get("cgroupsPath") or "", container_id, systemd=options.systemd_cgroup)
+        cgroup.create()
+        state.cgroup_paths = cgroup.paths
+        cgroup.apply(linux.get("resources") or {})
+        child = _spawn(state, cgroup, options)
+        state.save()
+        if options.pid_file:
+            write_atomic(os.path.abspath(options.pid_file), str(state.init_process_pid).encode(), 0o644)
+        return state
+    except BaseException as e:
+        if child:
+            _kill_and_reap(child)
+        if cgroup is not None:
+            cgroup.destroy()
+        _remove_state_dir(state_dir)
+        if isinstance(e, (sync.InitError, hooks.HookError)):
+            raise RuntimeFailure(str(e)) from None
+        if isinstance(e, OSError) and not isinstance(e, RuntimeFailure):
+            raise RuntimeFailure(init.describe(e)) from None
+        raise
+
+
+def _spawn(state: ContainerState, cgroup, options: CreateOptions) -> int:
+    """Fork the init, answer its requests until it is `ready`; returns its pid."""
+    spec = state.config
+    namespaces = {n["type"]: n.get("path") or None for n in spec["linux"]["namespaces"]}
+    fifo_fd = os.open(state.fifo_path, os.O_PATH | os.O_CLOEXEC)
+    console_fd = options.console_fd
+    if spec["process"].get("terminal") and console_fd is None:
+        if not options.console_socket:
+            raise RuntimeFailure("cannot allocate tty if runc will detach without setting console socket")
+        console_fd = _connect_unix(options.console_socket)
+    parent_sock, child_sock = sync.channel()
+    ctx = init.InitContext(spec=spec, bundle=state.bundle, rootfs=state.rootfs, sock=child_sock,
+                           fifo_fd=fifo_fd, console_fd=console_fd, preserve_fds=options.preserve_fds,
+                           no_pivot=options.no_pivot, cgroup=cgroup, namespaces=namespaces,
+                           state=state.oci_state("creating"))
+    try:
+        if "user" in namespaces:
+            pid = _fork(lambda: init.intermediate_main(ctx))
+            child_sock.close()
+            init_pid = _await_intermediate(parent_sock, pid, spec, namespaces)
+        else:
+            with _namespaces_for_children(namespaces, spec):
+                init_pid = _fork(lambda: init.init_main(ctx))
+            child_sock.close()
+        state.init_process_pid = init_pid
+        state.init_process_start = proc.start_time(init_pid) or 0
+        state.namespace_paths = {key: f"/proc/{init_pid}/ns/{name}" for key, name in NAMESPACE_KEYS.values()
+                                 if os.path.exists(f"/proc/{init_pid}/ns/{name}")}
+        _set_oom_score_adj(init_pid, spec["process"])
+        if hooks.has_hooks(spec, *hooks.RUNTIME_CREATE_HOOKS):
+            sync.expect(parent_sock, sync.HOOKS)
+            for kind in hooks.RUNTIME_CREATE_HOOKS:
+                hooks.run_hooks(spec, kind, state.oci_state("creating"))
+            sync.send(parent_sock, sync.CONTINUE)
+        sync.expect(parent_sock, sync.READY)
+        return init_pid
+    except BaseException:
+        if state.init_process_pid:
+            _kill_and_reap(state.init_process_pid)
+        raise
+    finally:
+        parent_sock.close()
+        os.close(fifo_fd)
+        if console_fd is not None and console_fd != options.console_fd:
+            os.close(console_fd)
+
+
+def _fork(child_main) -> int:
+    pid = os.fork()
+    if pid == 0:
+        child_main()
+        os._exit(1)  # child_main never returns; be sure the child never runs parent code
+    return pid
+
+
+def _await_intermediate(sock, pid: int, spec: dict, namespaces: dict) -> int:
+    try:
+        if not namespaces["user"]:
+            sync.expect(sock, sync.USERNS)
+            _write_id_maps(pid, spec["linux"])
+            sync.send(sock, sync.CONTINUE)
+        return sync.expect(sock, sync.PID)["pid"]
+    finally:
+        os.waitpid(pid, 0)
+
+
+def _write_id_maps(pid: int, linux: dict) -> None:
+    for kind in ("uid", "gid"):
+        lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux[f"{kind}Mappings"])
+        try:
+            with open(f"/proc/{pid}/{kind}_map", "w") as f:
+                f.write(lines)
+        except OSError as e:
+            raise RuntimeFailure(f"writing {kind}_map of the container ({lines.strip()!r}): {e.strerror}") from None
+
+
+class _namespaces_for_children:
+    """pid and time namespaces take effect for the caller's next child: set them
+    up around the fork, then point this process's children back at its own."""
+
+    def __init__(self, namespaces: dict, spec: dict) -> None:
+        self.namespaces = namespaces
+        self.offsets = (spec.get("linux") or {}).get("timeOffsets")
+        self.saved: list[tuple[int, int]] = []
+
+    def __enter__(self) -> None:
+        for kind, flag in init.CHILD_NAMESPACES.items():
+            if kind not in self.namespaces:
+                continue
+            own = os.open(f"/proc/self/ns/{'pid' if kind == 'pid' else 'time'}", os.O_RDONLY | os.O_CLOEXEC)
+            self.saved.append((own, flag))
+            init.join_and_unshare({kind: self.namespaces[kind]}, {kind: flag})
+            if kind == "time" and not self.namespaces[kind] and self.offsets:
+                with open("/proc/self/timens_offsets", "w") as f:
+                    for clock, offset in self.offsets.items():
+                        f.write(f"{clock} {offset.get('secs', 0)} {offset.get('nanosecs', 0)}\n")
+
+    def __exit__(self, *exc) -> None:
+        for fd, flag in self.saved:
+            sc.setns(fd, flag)
+            os.close(fd)
+
+
+def _set_oom_score_adj(pid: int, process: dict) -> None:
+    if "oomScoreAdj" in process:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write(str(process["oomScoreAdj"]))
+
+
+def _connect_unix(path: str) -> int:
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise RuntimeFailure(f"connecting to console socket {path}: {e.strerror}") from None
+    return sock.detach()
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        # Not our child (the intermediate forked it): wait until it is gone.
+        import time
+
+        for _ in range(500):
+            if not proc.is_alive(pid):
+                break
+            time.sleep(0.002)
+    except ProcessLookupError:
+        pass
+
+
+def _remove_state_dir(state_dir: str) -> None:
+    for name in (EXEC_FIFO, "state.json"):
+        try:
+            os.unlink(os.path.join(state_dir, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(state_dir)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(state_dir, ignore_errors=True)

@@ -1,0 +1,176 @@
+"""The container's init: the forked child that becomes the container's process.
+
+It enters its namespaces and cgroup, builds the root filesystem, reports
+`ready` to the runtime (see sync.py for the whole ladder), blocks on exec.fifo
+until `start`, and execs the user's program. It never returns: on any error it
+sends the message to the runtime and exits.
+"""
+
+from __future__ import annotations
+
+import os
+
+from orlop.linux import syscalls as sc
+from orlop.runtime import hooks, process, sync
+from orlop.runtime.rootfs import RootfsBuilder
+
+# Namespace kinds that unshare() applies to the caller itself (pid and time only
+# apply to children, and user is handled first, on its own).
+SELF_NAMESPACES = {
+    "mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
+    "network": sc.CLONE_NEWNET, "cgroup": sc.CLONE_NEWCGROUP,
+}
+CHILD_NAMESPACES = {"pid": sc.CLONE_NEWPID, "time": sc.CLONE_NEWTIME}
+
+
+class InitContext:
+    """What the runtime hands its forked child (memory shared by fork, nothing serialised)."""
+
+    __slots__ = ("spec", "bundle", "rootfs", "sock", "fifo_fd", "console_fd", "preserve_fds", "no_pivot",
+                 "cgroup", "namespaces", "state")
+
+    def __init__(self, **fields) -> None:
+        for name in self.__slots__:
+            setattr(self, name, fields.get(name))
+
+    def is_new(self, kind: str) -> bool:
+        return kind in self.namespaces and not self.namespaces[kind]
+
+
+def join_and_unshare(namespaces: dict[str, str | None], kinds: dict[str, int]) -> None:
+    """setns into the namespaces given by path, then unshare the new ones, of `kinds`."""
+    new_flags = 0
+    for kind, flag in kinds.items():
+        if kind not in namespaces:
+            continue
+        path = namespaces[kind]
+        if path:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, flag, path)
+            finally:
+                os.close(fd)
+        else:
+            new_flags |= flag
+    if new_flags:
+        sc.unshare(new_flags)
+
+
+def intermediate_main(ctx: InitContext) -> None:
+    """With a user namespace: enter it, make every other namespace owned by it, fork
+    the init into the new pid namespace, report its pid, and exit."""
+    try:
+        ctx.cgroup.add_pid(0)
+        user_path = ctx.namespaces["user"]
+        join_and_unshare({"user": user_path}, {"user": sc.CLONE_NEWUSER})
+        if not user_path:
+            sync.send(ctx.sock, sync.USERNS)
+            sync.expect(ctx.sock, sync.CONTINUE)
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        join_and_unshare(ctx.namespaces, SELF_NAMESPACES | CHILD_NAMESPACES)
+        pid = os.fork()
+        if pid == 0:
+            init_main(ctx, in_namespaces=True)
+        sync.send(ctx.sock, sync.PID, pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - report anything to the runtime
+        _fail(ctx, e)
+
+
+def init_main(ctx: InitContext, in_namespaces: bool = False) -> None:
+    try:
+        _setup_and_exec(ctx, in_namespaces)
+    except BaseException as e:  # noqa: BLE001
+        _fail(ctx, e)
+
+
+def describe(error: BaseException) -> str:
+    """An exception as one line, without Python's "[Errno N]" prefix."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror + (f": {error.filename}" if error.filename else "")
+    return str(error) or type(error).__name__
+
+
+def _fail(ctx: InitContext, error: BaseException) -> None:
+    try:
+        sync.send(ctx.sock, sync.ERROR, message=describe(error))
+    finally:
+        os._exit(1)
+
+
+def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
+    spec, proc_spec = ctx.spec, ctx.spec["process"]
+    process.reset_signals()
+    if not in_namespaces:
+        ctx.cgroup.add_pid(0)
+        join_and_unshare(ctx.namespaces, SELF_NAMESPACES)
+    if hooks.has_hooks(spec, *hooks.RUNTIME_CREATE_HOOKS):
+        sync.send(ctx.sock, sync.HOOKS)
+        sync.expect(ctx.sock, sync.CONTINUE)
+
+    fs = RootfsBuilder(spec, ctx.rootfs, ctx.bundle, new_netns=ctx.is_new("network"),
+                       new_cgroupns=ctx.is_new("cgroup"), new_userns="user" in ctx.namespaces,
+                       cgroup_paths=ctx.cgroup.paths)
+    fs.prepare_root()
+    fs.mount_all()
+    fs.create_devices()
+    hooks.run_hooks(spec, "createContainer", ctx.state)
+    cwd_in_rootfs = fs.rootfs + (proc_spec.get("cwd") or "/")
+    if not os.path.isdir(cwd_in_rootfs):
+        os.makedirs(cwd_in_rootfs, 0o755, exist_ok=True)
+    fs.pivot(ctx.no_pivot)
+    fs.rootfs = ""  # from here on the container's / is the root
+
+    if spec.get("hostname") and ctx.is_new("uts"):
+        sc.sethostname(spec["hostname"])
+    if spec.get("domainname") and ctx.is_new("uts"):
+        sc.setdomainname(spec["domainname"])
+    for key, value in ((spec.get("linux") or {}).get("sysctl") or {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
+    if proc_spec.get("terminal"):
+        _setup_terminal(ctx, fs)
+    fs.finalize()
+
+    process.apply_rlimits(proc_spec)
+    os.umask(proc_spec.get("user", {}).get("umask", 0o022))
+    process.close_extra_fds(3 + ctx.preserve_fds, keep=(ctx.sock.fileno(), ctx.fifo_fd))
+    process.switch_user(proc_spec)
+    process.chdir_cwd(proc_spec, create=False)
+    env = proc_spec.get("env") or []
+    executable = process.find_executable(proc_spec["args"][0], env)
+
+    sync.send(ctx.sock, sync.READY)
+    ctx.sock.close()
+    _wait_for_start(ctx.fifo_fd)
+    hooks.run_hooks(spec, "startContainer", ctx.state)
+    seccomp = (spec.get("linux") or {}).get("seccomp")
+    if seccomp:
+        from orlop.linux import seccomp as seccomp_filter
+
+        seccomp_filter.apply(seccomp)
+    os.execve(executable, proc_spec["args"], process.env_dict(env))
+
+
+def _setup_terminal(ctx: InitContext, fs: RootfsBuilder) -> None:
+    from orlop.linux import pty
+
+    master, slave_path = pty.open_pty("/dev/ptmx")
+    size = ctx.spec["process"].get("consoleSize")
+    if size:
+        pty.set_window_size(master, size.get("height", 0), size.get("width", 0))
+    slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
+    fs.bind_console(slave_path)
+    pty.send_console_fd_on(ctx.console_fd, master, slave_path)
+    os.close(master)
+    os.close(ctx.console_fd)
+    pty.set_controlling_terminal(slave)
+
+
+def _wait_for_start(fifo_fd: int) -> None:
+    """Block until `start` opens exec.fifo for reading, then tell it we go."""
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)

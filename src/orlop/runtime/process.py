@@ -1,0 +1,102 @@
+"""The last steps before a container process runs, shared by init and exec:
+rlimits, the user and its capabilities, no_new_privs, umask, cwd, file
+descriptors, signal dispositions, and finding the executable."""
+
+from __future__ import annotations
+
+import _signal
+import os
+import resource
+
+from orlop.linux import caps
+from orlop.linux import syscalls as sc
+
+_RLIM_INFINITY_OCI = 2**64 - 1
+
+
+def apply_rlimits(process: dict) -> None:
+    for limit in process.get("rlimits") or []:
+        kind = limit["type"]
+        soft, hard = (resource.RLIM_INFINITY if v >= _RLIM_INFINITY_OCI else v
+                      for v in (limit["soft"], limit["hard"]))
+        try:
+            resource.setrlimit(getattr(resource, kind), (soft, hard))
+        except (ValueError, OSError) as e:
+            raise OSError(getattr(e, "errno", 1) or 1,
+                          f"setrlimit {kind} soft={limit['soft']} hard={limit['hard']}: {e}") from None
+
+
+def reset_signals() -> None:
+    """Undo what the Python interpreter did to signals: it ignores SIGPIPE and
+    SIGXFSZ, and an ignored signal stays ignored across execve."""
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+
+
+def close_extra_fds(first_to_close: int, keep: tuple[int, ...] = ()) -> None:
+    """Mark every fd from `first_to_close` close-on-exec, except `keep`, so nothing of
+    the runtime's (or its caller's) leaks into the container."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first_to_close and fd not in keep:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the fd listdir itself used, now closed
+
+
+def switch_user(process: dict) -> None:
+    """setgroups/setgid/setuid and the capability sets, in the order that keeps
+    exactly the configured capabilities for root and non-root users alike."""
+    user = process.get("user") or {}
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    extra_gids = list(user.get("additionalGids") or [])
+    capabilities = process.get("capabilities")
+    if capabilities is not None:
+        sets = {name: caps.parse_caps(capabilities.get(name) or [])
+                for name in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+        caps.apply_capabilities(sets["bounding"], sets["effective"], sets["permitted"], sets["inheritable"],
+                                sets["ambient"], uid=uid, gid=gid, additional_gids=extra_gids)
+    else:
+        os.setgroups(extra_gids)
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    if process.get("noNewPrivileges"):
+        sc.set_no_new_privs()
+
+
+def find_executable(arg0: str, env: list[str]) -> str:
+    """Resolve argv[0] on the container's PATH (as execvp would), or fail clearly now,
+    at create time, rather than after `start`."""
+    if "/" in arg0:
+        candidates = [arg0]
+    else:
+        path = next((e[5:] for e in env if e.startswith("PATH=")),
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        candidates = [os.path.join(d or ".", arg0) for d in path.split(":")]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    if "/" in arg0:
+        reason = "permission denied" if os.path.exists(arg0) else "no such file or directory"
+        raise OSError(2, f'exec: "{arg0}": {reason}')
+    raise OSError(2, f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def env_dict(env: list[str]) -> dict[str, str]:
+    result = {}
+    for entry in env:
+        key, _, value = entry.partition("=")
+        result[key] = value
+    return result
+
+
+def chdir_cwd(process: dict, create: bool) -> None:
+    cwd = process.get("cwd") or "/"
+    if create and not os.path.isdir(cwd):
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise OSError(e.errno, f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from None

@@ -1,0 +1,65 @@
+"""The messages between orlop-runtime and a container's init while it is set up.
+
+The runtime forks the init; both ends share one SOCK_SEQPACKET socketpair, so a
+message is one datagram of JSON: {"type": ..., other fields}. The ladder:
+
+    runtime (parent)                            init (child)
+    ----------------                            ------------
+                                      <-- userns      unshared a user ns (only with one)
+    write uid_map/gid_map             --> continue
+                                      <-- pid {pid}   the intermediate forked the init (userns only)
+                                      <-- hooks       namespaces made (only with createRuntime/prestart hooks)
+    run createRuntime/prestart hooks  --> continue
+                                      <-- ready       all set up; the init now blocks on exec.fifo
+    write state.json, return from create
+                                      <-- error {message}   at any point, instead of the above
+
+EOF on the socket before `ready` means the init died; the parent reports it.
+For `exec` the child sends `ready` right before execve: the close-on-exec socket
+then reads EOF, which tells the parent the exec succeeded.
+"""
+
+from __future__ import annotations
+
+import _socket
+
+from orlop import fastjson
+
+USERNS = "userns"
+PID = "pid"
+HOOKS = "hooks"
+READY = "ready"
+ERROR = "error"
+CONTINUE = "continue"
+
+
+class InitError(RuntimeError):
+    """The container's init reported a failure while it was being set up."""
+
+
+def channel() -> tuple[_socket.socket, _socket.socket]:
+    """(parent end, child end); both close-on-exec."""
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+
+
+def send(sock: _socket.socket, kind: str, **fields) -> None:
+    fields["type"] = kind
+    sock.send(fastjson.dumps(fields).encode())
+
+
+def recv(sock: _socket.socket) -> dict | None:
+    """The next message, or None at EOF (the other side exited or exec'd)."""
+    raw = sock.recv(65536)
+    return fastjson.loads(raw) if raw else None
+
+
+def expect(sock: _socket.socket, kind: str) -> dict:
+    """Wait for a message of `kind`; an `error` message or EOF raises InitError."""
+    message = recv(sock)
+    if message is None:
+        raise InitError("container init exited before it was set up")
+    if message["type"] == ERROR:
+        raise InitError(message.get("message", "unknown error"))
+    if message["type"] != kind:
+        raise InitError(f"container init sent {message['type']!r}, expected {kind!r}")
+    return message

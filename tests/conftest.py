@@ -1,0 +1,95 @@
+"""Shared fixtures: busybox bundles and runtimes (orlop-runtime, runc, crun) each
+with their own --root, whose containers are always deleted after the test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from busybox_bundle import make_bundle, make_rootfs  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ORLOP_RUNTIME = os.path.join(REPO, ".venv", "bin", "orlop-runtime")
+IS_ROOT = os.geteuid() == 0
+
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (namespaces, mounts, cgroups)")
+
+
+class Runtime:
+    """An OCI runtime binary with a private state root."""
+
+    def __init__(self, name: str, binary: str, root: str) -> None:
+        self.name = name
+        self.binary = binary
+        self.root = root
+
+    def cmd(self, *args: str) -> list[str]:
+        return [self.binary, "--root", self.root, *args]
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
+        if "stdout" not in kw:
+            kw.setdefault("capture_output", True)
+        else:
+            kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("text", True)
+        done = subprocess.run(self.cmd(*args), timeout=timeout, check=False, **kw)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{self.name} {' '.join(args)} exited {done.returncode}:\n"
+                                 f"stdout: {done.stdout}\nstderr: {done.stderr}")
+        return done
+
+    def cleanup(self) -> None:
+        if not os.path.isdir(self.root):
+            return
+        for cid in os.listdir(self.root):
+            subprocess.run(self.cmd("delete", "--force", cid), capture_output=True, timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rootfs_template(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("template") / "rootfs")
+    make_rootfs(path)
+    return path
+
+
+@pytest.fixture
+def bundle_factory(tmp_path, rootfs_template):
+    counter = iter(range(1000))
+
+    def factory(args: list[str], config: dict | None = None) -> str:
+        return make_bundle(str(tmp_path / f"bundle{next(counter)}"), args, rootfs_template, config)
+
+    return factory
+
+
+def _runtime(name: str, tmp_path) -> Runtime:
+    binary = ORLOP_RUNTIME if name == "orlop-runtime" else shutil.which(name)
+    if not binary:
+        pytest.skip(f"{name} is not installed")
+    return Runtime(name, binary, str(tmp_path / f"state-{name}"))
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    rt = _runtime("orlop-runtime", tmp_path)
+    yield rt
+    rt.cleanup()
+
+
+@pytest.fixture
+def runc(tmp_path):
+    rt = _runtime("runc", tmp_path)
+    yield rt
+    rt.cleanup()
+
+
+@pytest.fixture
+def container_id() -> str:
+    return "t-" + uuid.uuid4().hex[:12]

@@ -110,17 +110,23 @@ def _spawn(state: ContainerState, cgroup, options: CreateOptions) -> int:
     ctx = init.InitContext(spec=spec, bundle=state.bundle, rootfs=state.rootfs, sock=child_sock,
                            fifo_fd=fifo_fd, console_fd=console_fd, preserve_fds=options.preserve_fds,
                            no_pivot=options.no_pivot, cgroup=cgroup, namespaces=namespaces,
-                           state=state.oci_state("creating"))
+                           state=state.oci_state("creating"), in_cgroup=False)
     try:
         if "user" in namespaces:
-            pid = _fork(lambda: init.intermediate_main(ctx))
+            intermediate = _fork(lambda: init.intermediate_main(ctx))
             child_sock.close()
-            init_pid = _await_intermediate(parent_sock, pid, spec, namespaces)
+            try:
+                _join_cgroup(cgroup, intermediate, parent_sock)
+                init_pid = _await_intermediate(parent_sock, intermediate, spec, namespaces)
+            except BaseException:
+                _kill_and_reap(intermediate)
+                raise
+            state.init_process_pid = init_pid
         else:
             with _namespaces_for_children(namespaces, spec):
-                init_pid = _fork(lambda: init.init_main(ctx))
+                init_pid = state.init_process_pid = _fork(lambda: init.init_main(ctx))
             child_sock.close()
-        state.init_process_pid = init_pid
+            _join_cgroup(cgroup, init_pid, parent_sock)
         state.init_process_start = proc.start_time(init_pid) or 0
         state.namespace_paths = {key: f"/proc/{init_pid}/ns/{name}" for key, name in NAMESPACE_KEYS.values()
                                  if os.path.exists(f"/proc/{init_pid}/ns/{name}")}
@@ -141,6 +147,15 @@ def _spawn(state: ContainerState, cgroup, options: CreateOptions) -> int:
         os.close(fifo_fd)
         if console_fd is not None and console_fd != options.console_fd:
             os.close(console_fd)
+
+
+def _join_cgroup(cgroup, pid: int, sock) -> None:
+    """Move the child into the container's cgroup while it sets itself up, then tell it."""
+    try:
+        cgroup.add_pid(pid)
+    except OSError as e:
+        raise RuntimeFailure(f"joining the container's cgroup: {init.describe(e)}") from None
+    sync.send(sock, sync.JOINED)
 
 
 def _fork(child_main) -> int:

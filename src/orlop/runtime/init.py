@@ -17,9 +17,9 @@ from orlop.runtime.rootfs import RootfsBuilder
 # Namespace kinds that unshare() applies to the caller itself (pid and time only
 # apply to children, and user is handled first, on its own).
 SELF_NAMESPACES = {
-    "mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
-    "network": sc.CLONE_NEWNET, "cgroup": sc.CLONE_NEWCGROUP,
+    "mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC, "network": sc.CLONE_NEWNET,
 }
+CGROUP_NAMESPACE = {"cgroup": sc.CLONE_NEWCGROUP}  # only once the runtime has put us in our cgroup
 CHILD_NAMESPACES = {"pid": sc.CLONE_NEWPID, "time": sc.CLONE_NEWTIME}
 
 
@@ -27,7 +27,7 @@ class InitContext:
     """What the runtime hands its forked child (memory shared by fork, nothing serialised)."""
 
     __slots__ = ("spec", "bundle", "rootfs", "sock", "fifo_fd", "console_fd", "preserve_fds", "no_pivot",
-                 "cgroup", "namespaces", "state")
+                 "cgroup", "namespaces", "state", "in_cgroup")
 
     def __init__(self, **fields) -> None:
         for name in self.__slots__:
@@ -35,6 +35,13 @@ class InitContext:
 
     def is_new(self, kind: str) -> bool:
         return kind in self.namespaces and not self.namespaces[kind]
+
+    def await_cgroup(self) -> None:
+        """Wait until the runtime has moved us into our cgroup, then enter the cgroup ns."""
+        if not self.in_cgroup:
+            sync.expect(self.sock, sync.JOINED)
+            join_and_unshare(self.namespaces, CGROUP_NAMESPACE)
+            self.in_cgroup = True
 
 
 def join_and_unshare(namespaces: dict[str, str | None], kinds: dict[str, int]) -> None:
@@ -60,15 +67,16 @@ def intermediate_main(ctx: InitContext) -> None:
     """With a user namespace: enter it, make every other namespace owned by it, fork
     the init into the new pid namespace, report its pid, and exit."""
     try:
-        ctx.cgroup.add_pid(0)
         user_path = ctx.namespaces["user"]
         join_and_unshare({"user": user_path}, {"user": sc.CLONE_NEWUSER})
         if not user_path:
             sync.send(ctx.sock, sync.USERNS)
+            ctx.await_cgroup()  # the runtime sent `joined` before it saw `userns`
             sync.expect(ctx.sock, sync.CONTINUE)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
         join_and_unshare(ctx.namespaces, SELF_NAMESPACES | CHILD_NAMESPACES)
+        ctx.await_cgroup()
         pid = os.fork()
         if pid == 0:
             init_main(ctx, in_namespaces=True)
@@ -103,18 +111,20 @@ def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
     spec, proc_spec = ctx.spec, ctx.spec["process"]
     process.reset_signals()
     if not in_namespaces:
-        ctx.cgroup.add_pid(0)
         join_and_unshare(ctx.namespaces, SELF_NAMESPACES)
     if hooks.has_hooks(spec, *hooks.RUNTIME_CREATE_HOOKS):
+        ctx.await_cgroup()
         sync.send(ctx.sock, sync.HOOKS)
         sync.expect(ctx.sock, sync.CONTINUE)
 
     fs = RootfsBuilder(spec, ctx.rootfs, ctx.bundle, new_netns=ctx.is_new("network"),
                        new_cgroupns=ctx.is_new("cgroup"), new_userns="user" in ctx.namespaces,
-                       cgroup_paths=ctx.cgroup.paths)
+                       cgroup_paths=ctx.cgroup.paths, before_cgroup_mount=ctx.await_cgroup)
     fs.prepare_root()
     fs.mount_all()
     fs.create_devices()
+    if hooks.has_hooks(spec, "createContainer", "startContainer"):
+        ctx.state["pid"] = _host_pid()
     hooks.run_hooks(spec, "createContainer", ctx.state)
     cwd_in_rootfs = fs.rootfs + (proc_spec.get("cwd") or "/")
     if not os.path.isdir(cwd_in_rootfs):
@@ -132,6 +142,7 @@ def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
     if proc_spec.get("terminal"):
         _setup_terminal(ctx, fs)
     fs.finalize()
+    ctx.await_cgroup()
 
     process.apply_rlimits(proc_spec)
     os.umask(proc_spec.get("user", {}).get("umask", 0o022))
@@ -174,3 +185,13 @@ def _wait_for_start(fifo_fd: int) -> None:
     os.write(fd, b"0")
     os.close(fd)
     os.close(fifo_fd)
+
+
+def _host_pid() -> int:
+    """Our pid as the runtime's namespace sees it (hooks get that one), read from the
+    host's /proc before pivot_root."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return int(line.split()[1])
+    return os.getpid()

@@ -123,7 +123,7 @@ class RootfsBuilder:
     """Builds the container's / from config.json, before and after pivot_root."""
 
     def __init__(self, spec: dict, rootfs: str, bundle: str, *, new_netns: bool, new_cgroupns: bool,
-                 new_userns: bool, cgroup_paths: dict[str, str]) -> None:
+                 new_userns: bool, cgroup_paths: dict[str, str], before_cgroup_mount=None) -> None:
         self.spec = spec
         self.rootfs = rootfs
         self.bundle = bundle
@@ -131,6 +131,7 @@ class RootfsBuilder:
         self.new_cgroupns = new_cgroupns
         self.new_userns = new_userns
         self.cgroup_paths = cgroup_paths
+        self.before_cgroup_mount = before_cgroup_mount
         self.mounts = spec.get("mounts") or []
         self.host_dev = any(m.get("destination") == "/dev" and "bind" in (m.get("options") or [])
                             or m.get("destination") == "/dev" and "rbind" in (m.get("options") or [])
@@ -187,6 +188,8 @@ class RootfsBuilder:
     def _mount_cgroup(self, target: str, flags: int) -> None:
         """/sys/fs/cgroup showing the container's own cgroups (v2 directly; v1 one dir per hierarchy)."""
         _ensure(self.rootfs, target, directory=True)
+        if self.before_cgroup_mount and self.new_cgroupns:
+            self.before_cgroup_mount()  # a fresh cgroupfs is rooted where we are now
         hierarchies = _cgroup_mounts()
         if len(hierarchies) == 1 and hierarchies[0][1] == "cgroup2":
             mountpoint, fstype, _ = hierarchies[0]

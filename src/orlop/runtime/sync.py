@@ -5,6 +5,9 @@ message is one datagram of JSON: {"type": ..., other fields}. The ladder:
 
     runtime (parent)                            init (child)
     ----------------                            ------------
+    fork; write the child's pid to the cgroups  meanwhile: unshare, mounts...
+                                      --> joined      before the child unshares its cgroup ns,
+                                                      mounts cgroupfs, asks for hooks or execs
                                       <-- userns      unshared a user ns (only with one)
     write uid_map/gid_map             --> continue
                                       <-- pid {pid}   the intermediate forked the init (userns only)
@@ -14,6 +17,8 @@ message is one datagram of JSON: {"type": ..., other fields}. The ladder:
     write state.json, return from create
                                       <-- error {message}   at any point, instead of the above
 
+Joining a cgroup can take ~10 ms (the kernel waits for an RCU grace period on
+the first cgroup.procs write), so the parent does it while the child works.
 EOF on the socket before `ready` means the init died; the parent reports it.
 For `exec` the child sends `ready` right before execve: the close-on-exec socket
 then reads EOF, which tells the parent the exec succeeded.
@@ -27,6 +32,7 @@ from orlop import fastjson
 
 USERNS = "userns"
 PID = "pid"
+JOINED = "joined"
 HOOKS = "hooks"
 READY = "ready"
 ERROR = "error"

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -33,12 +34,15 @@ class Runtime:
         return [self.binary, "--root", self.root, *args]
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
-        if "stdout" not in kw:
-            kw.setdefault("capture_output", True)
-        else:
-            kw.setdefault("stderr", subprocess.PIPE)
-        kw.setdefault("text", True)
-        done = subprocess.run(self.cmd(*args), timeout=timeout, check=False, **kw)
+        """Run a runtime command. Output goes through files, not pipes: a created or
+        detached container inherits them and would hold a pipe open for its lifetime."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            kw.setdefault("stdout", out)
+            kw.setdefault("stderr", err)
+            done = subprocess.run(self.cmd(*args), timeout=timeout, check=False, **kw)
+            out.seek(0)
+            err.seek(0)
+            done.stdout, done.stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
         if check and done.returncode != 0:
             raise AssertionError(f"{self.name} {' '.join(args)} exited {done.returncode}:\n"
                                  f"stdout: {done.stdout}\nstderr: {done.stderr}")

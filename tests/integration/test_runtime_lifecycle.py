@@ -18,7 +18,8 @@ pytestmark = needs_root
 def wait_for_status(runtime, cid: str, wanted: str, timeout: float = 5.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        state = json.loads(runtime("state", cid).stdout)
+        done = runtime("state", cid, check=time.monotonic() > deadline)
+        state = json.loads(done.stdout) if done.returncode == 0 else {"status": "absent"}
         if state["status"] == wanted or time.monotonic() > deadline:
             return state
         time.sleep(0.02)
@@ -39,7 +40,7 @@ def test_run_exit_status_is_the_process_status(runtime, bundle_factory, containe
 
 
 def test_container_process_is_pid_1_inside(runtime, bundle_factory, container_id):
-    done = runtime("run", "--bundle", bundle_factory(["sh", "-c", "echo $$; cat /proc/self/stat | cut -d' ' -f4"]),
+    done = runtime("run", "--bundle", bundle_factory(["sh", "-c", "echo $$; cut -d' ' -f4 /proc/1/stat"]),
                    container_id)
     assert done.stdout.split() == ["1", "0"]
 
@@ -136,7 +137,7 @@ def test_list_table_and_json(runtime, bundle_factory, container_id):
 
 
 def test_ps_lists_container_processes(runtime, bundle_factory, container_id):
-    runtime("run", "-d", "--bundle", bundle_factory(["sh", "-c", "sleep 60 & sleep 61"]), container_id)
+    runtime("run", "-d", "--bundle", bundle_factory(["sh", "-c", "sleep 60 & sleep 61 & wait"]), container_id)
     time.sleep(0.2)
     pids = json.loads(runtime("ps", "--format", "json", container_id).stdout)
     assert len(pids) == 3

@@ -182,5 +182,7 @@ def cmd_features(g, options: Options, positional: list[str]) -> int:
     from orlop.oci.features import features
     from orlop.runtime.cli import VERSION
 
-    sys.stdout.write(fastjson.dumps(features(VERSION), indent=2) + "\n")
+    from orlop.linux.caps import CAP_NAMES
+
+    sys.stdout.write(fastjson.dumps(features(VERSION, sorted(CAP_NAMES, key=CAP_NAMES.get)), indent=2) + "\n")
     return 0

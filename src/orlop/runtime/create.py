@@ -48,6 +48,7 @@ def load_bundle(bundle: str) -> tuple[str, dict, str]:
         raise RuntimeFailure(f"{path}: must hold a JSON object")
     try:
         validate(spec, bundle)
+        _validate_security(spec)
     except ConfigError as e:
         raise RuntimeFailure(str(e)) from None
     if "process" not in spec:
@@ -57,6 +58,48 @@ def load_bundle(bundle: str) -> tuple[str, dict, str]:
         raise RuntimeFailure("config.json: linux.namespaces: a mount namespace is required")
     root_path = spec["root"]["path"]
     return bundle, spec, os.path.normpath(os.path.join(bundle, root_path))
+
+
+# Devices every container may use whatever its rules say (runc's AllowedDevices):
+# mknod of anything, the default /dev nodes, ptys, the console and tun.
+_DEFAULT_DEVICE_RULES = [
+    {"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"},
+    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+      for major, minor in ((1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 1), (136, None), (5, 2), (10, 200))),
+]
+
+
+def _with_default_device_rules(linux: dict) -> dict:
+    """linux.resources with the device rules completed: the config's own, then access to the
+    devices of linux.devices and the default ones, as runc appends them."""
+    resources = dict(linux.get("resources") or {})
+    if "devices" in resources or linux.get("devices"):
+        created = [{"allow": True, "type": "c" if d["type"] == "u" else d["type"], "major": d.get("major"),
+                    "minor": d.get("minor"), "access": "rwm"}
+                   for d in linux.get("devices") or [] if d["type"] in ("c", "b", "u")]
+        resources["devices"] = list(resources.get("devices") or []) + created + _DEFAULT_DEVICE_RULES
+    return resources
+
+
+def _validate_security(spec: dict) -> None:
+    """What oci.validate leaves to the kernel-facing tables: capability names, seccomp."""
+    from orlop.linux import caps
+
+    process = spec.get("process") or {}
+    for kind, names in (process.get("capabilities") or {}).items():
+        for i, name in enumerate(names):
+            try:
+                caps.parse_caps([name])
+            except ValueError as e:
+                raise ConfigError(f"process.capabilities.{kind}[{i}]", str(e)) from None
+    seccomp_profile = (spec.get("linux") or {}).get("seccomp")
+    if seccomp_profile:
+        from orlop.linux import seccomp
+
+        try:
+            seccomp.validate(seccomp_profile)
+        except ValueError as e:
+            raise ConfigError("linux.seccomp", str(e)) from None
 
 
 def create(root: str, container_id: str, bundle: str, options: CreateOptions) -> ContainerState:
@@ -77,7 +120,7 @@ def create(root: str, container_id: str, bundle: str, options: CreateOptions) ->
         cgroup = open_manager(linux.get("cgroupsPath") or "", container_id, systemd=options.systemd_cgroup)
         cgroup.create()
         state.cgroup_paths = cgroup.paths
-        cgroup.apply(linux.get("resources") or {})
+        cgroup.apply(_with_default_device_rules(linux))
         child = _spawn(state, cgroup, options)
         state.save()
         if options.pid_file:

@@ -55,12 +55,19 @@ def _prctl(option: int, arg2: int = 0, arg3: int = 0, what: str = "prctl") -> in
     return _check(_libc.prctl(option, arg2, arg3, 0, 0), what)
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return max(CAP_NAMES.values())
+    """The highest capability this kernel knows."""
+    global _last_cap
+    if _last_cap is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _last_cap = int(f.read())
+        except OSError:
+            _last_cap = max(CAP_NAMES.values())
+    return _last_cap
 
 
 def parse_caps(names: list[str]) -> int:

@@ -115,7 +115,8 @@ def create(root: str, container_id: str, bundle: str, options: CreateOptions) ->
     state.systemd_cgroup = options.systemd_cgroup
     cgroup = child = None
     try:
-        os.mkfifo(state.fifo_path, 0o622)
+        os.mkfifo(state.fifo_path)
+        os.chmod(state.fifo_path, 0o622)  # not the umask's: the init may run as any user when it opens it
         linux = spec.get("linux") or {}
         cgroup = open_manager(linux.get("cgroupsPath") or "", container_id, systemd=options.systemd_cgroup)
         cgroup.create()

@@ -182,8 +182,10 @@ class RootfsBuilder:
         _ensure(self.rootfs, target, directory=os.path.isdir(source))
         with _Pinned(target) as pinned:
             sc.mount(source, pinned.proc, None, sc.MS_BIND | (flags & sc.MS_REC))
-            if flags & ~(sc.MS_BIND | sc.MS_REC):
-                remount_bind(pinned.proc, flags)
+        if flags & ~(sc.MS_BIND | sc.MS_REC):
+            # The pinned fd names the directory under the new mount; pin the mount itself.
+            with _Pinned(target) as mounted:
+                remount_bind(mounted.proc, flags)
 
     def _mount_cgroup(self, target: str, flags: int) -> None:
         """/sys/fs/cgroup showing the container's own cgroups (v2 directly; v1 one dir per hierarchy)."""

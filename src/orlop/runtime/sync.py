@@ -49,8 +49,15 @@ def channel() -> tuple[_socket.socket, _socket.socket]:
 
 
 def send(sock: _socket.socket, kind: str, **fields) -> None:
+    """Send a message; if the other side is gone, raise InitError with its last words."""
     fields["type"] = kind
-    sock.send(fastjson.dumps(fields).encode())
+    try:
+        sock.send(fastjson.dumps(fields).encode())
+    except (BrokenPipeError, ConnectionResetError):
+        last = recv(sock)
+        if last and last.get("type") == ERROR:
+            raise InitError(last.get("message", "unknown error")) from None
+        raise InitError("container init exited before it was set up") from None
 
 
 def recv(sock: _socket.socket) -> dict | None:

@@ -179,10 +179,9 @@ def cmd_spec(g, options: Options, positional: list[str]) -> int:
 
 
 def cmd_features(g, options: Options, positional: list[str]) -> int:
+    from orlop.linux.caps import CAP_NAMES
     from orlop.oci.features import features
     from orlop.runtime.cli import VERSION
-
-    from orlop.linux.caps import CAP_NAMES
 
     sys.stdout.write(fastjson.dumps(features(VERSION, sorted(CAP_NAMES, key=CAP_NAMES.get)), indent=2) + "\n")
     return 0

@@ -105,6 +105,7 @@ def exec_process(state: ContainerState, spec: dict, *, console_fd: int | None, p
 def _child(state: ContainerState, spec: dict, sock, console_fd: int | None, preserve_fds: int) -> None:
     try:
         process.reset_signals()
+        init.preload_modules(state.config, spec)
         if state.cgroup_paths:
             load_manager(state.cgroup_paths).add_pid(0)
         _join_namespaces(state)
@@ -133,7 +134,7 @@ def _child(state: ContainerState, spec: dict, sock, console_fd: int | None, pres
             from orlop.linux import seccomp as seccomp_filter
 
             seccomp_filter.apply(seccomp)
-        os.execve(executable, spec["args"], process.env_dict(env))
+        os.execve(executable, spec["args"], process.env_dict(env, (spec.get("user") or {}).get("uid", 0)))
     except BaseException as e:  # noqa: BLE001 - everything goes back to the runtime
         try:
             sync.send(sock, sync.ERROR, message=init.describe(e))

@@ -120,6 +120,7 @@ def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
     fs = RootfsBuilder(spec, ctx.rootfs, ctx.bundle, new_netns=ctx.is_new("network"),
                        new_cgroupns=ctx.is_new("cgroup"), new_userns="user" in ctx.namespaces,
                        cgroup_paths=ctx.cgroup.paths, before_cgroup_mount=ctx.await_cgroup)
+    preload_modules(spec, proc_spec)
     fs.prepare_root()
     fs.mount_all()
     fs.create_devices()
@@ -161,7 +162,18 @@ def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
         from orlop.linux import seccomp as seccomp_filter
 
         seccomp_filter.apply(seccomp)
-    os.execve(executable, proc_spec["args"], process.env_dict(env))
+    os.execve(executable, proc_spec["args"], process.env_dict(env, (proc_spec.get("user") or {}).get("uid", 0)))
+
+
+def preload_modules(spec: dict, proc_spec: dict) -> None:
+    """Import now what is used after pivot_root (or setns into the container's mount
+    namespace), when orlop's own files are no longer reachable."""
+    if proc_spec.get("terminal"):
+        import orlop.linux.pty  # noqa: F401
+    if (spec.get("linux") or {}).get("seccomp"):
+        import orlop.linux.seccomp  # noqa: F401
+    if hooks.has_hooks(spec, "startContainer"):
+        import subprocess  # noqa: F401
 
 
 def _setup_terminal(ctx: InitContext, fs: RootfsBuilder) -> None:

@@ -84,12 +84,28 @@ def find_executable(arg0: str, env: list[str]) -> str:
     raise OSError(2, f'exec: "{arg0}": executable file not found in $PATH')
 
 
-def env_dict(env: list[str]) -> dict[str, str]:
+def env_dict(env: list[str], uid: int = 0) -> dict[str, str]:
+    """The environment to exec with; HOME comes from the container's /etc/passwd when
+    the config does not set it (as runc does), else "/"."""
     result = {}
     for entry in env:
         key, _, value = entry.partition("=")
         result[key] = value
+    if "HOME" not in result:
+        result["HOME"] = _home_of(uid)
     return result
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def chdir_cwd(process: dict, create: bool) -> None:

@@ -200,6 +200,8 @@ class RootfsBuilder:
         with _Pinned(target) as pinned:
             sc.mount("tmpfs", pinned.proc, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
         for mountpoint, fstype, options in hierarchies:
+            if fstype == "cgroup2":
+                continue  # hybrid host: the container gets the v1 hierarchies (as with runc)
             name = os.path.basename(mountpoint)
             own = next((p for p in self.cgroup_paths.values()
                         if p == mountpoint or p.startswith(mountpoint + "/")), None)
@@ -208,8 +210,6 @@ class RootfsBuilder:
             sub = os.path.join(target, name)
             os.mkdir(sub, 0o755)
             self._mount_one_cgroup(sub, fstype, options, own, flags)
-        if flags & sc.MS_RDONLY:
-            remount_bind(target, sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
 
     def _mount_one_cgroup(self, target: str, fstype: str, options: str, own: str, flags: int) -> None:
         flags &= ~(sc.MS_BIND | sc.MS_REC)
@@ -312,7 +312,7 @@ def _readonly(path: str) -> None:
         sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
     except FileNotFoundError:
         return
-    remount_bind(path, sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_REC)
+    remount_bind(path, sc.MS_RDONLY | sc.MS_REC)
 
 
 def _mask(path: str) -> None:

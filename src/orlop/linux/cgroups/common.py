@@ -128,7 +128,7 @@ def read_keyed(directory: str, name: str) -> dict[str, int]:
 def procs(directory: str) -> list[int]:
     """Every pid in `directory` and its descendants."""
     pids: list[int] = []
-    for current, subdirs, _ in os.walk(directory):
+    for current, _subdirs, _ in os.walk(directory):
         try:
             with open(f"{current}/cgroup.procs") as f:
                 pids.extend(int(p) for p in f.read().split())
@@ -141,7 +141,7 @@ def remove_tree(directory: str) -> None:
     """rmdir a cgroup and its children, retrying while the kernel still counts exiting tasks."""
     if not os.path.isdir(directory):
         return
-    for current, subdirs, _ in os.walk(directory, topdown=False):
+    for current, _subdirs, _ in os.walk(directory, topdown=False):
         for attempt in range(50):
             try:
                 os.rmdir(current)

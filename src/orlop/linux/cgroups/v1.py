@@ -82,10 +82,10 @@ class V1Manager:
             swap = None
         if limit not in (None, 0):
             if swap not in (None, 0) and memsw:
-                # memsw must stay >= limit at every step: raise memsw first when growing,
-                # the limit first when shrinking (runc's ordering).
-                current = read_int(directory, "memory.limit_in_bytes")
-                if limit == UNLIMITED or (swap != UNLIMITED and current > swap) or limit > current:
+                # The kernel keeps limit <= memsw at every step: when the new limit is above
+                # the current memsw, memsw must go up first; otherwise the limit goes first.
+                current_memsw = read_int(directory, "memory.memsw.limit_in_bytes")
+                if limit == UNLIMITED or limit > current_memsw:
                     write(directory, "memory.memsw.limit_in_bytes", swap)
                     write(directory, "memory.limit_in_bytes", limit)
                 else:

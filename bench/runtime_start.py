@@ -39,6 +39,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="orlop-bench-")
+    # State roots on tmpfs under /run, where every runtime keeps them by default.
+    state = tempfile.mkdtemp(prefix="orlop-bench-", dir="/run")
     try:
         bundle = make_bundle(os.path.join(work, "bundle"), ["true"])
         usable, failures = {}, {}
@@ -46,7 +48,7 @@ def main() -> int:
             if not binary:
                 failures[name] = "not installed"
                 continue
-            cmd = command(binary, os.path.join(work, f"root-{name}"), bundle, f"bench-{name}")
+            cmd = command(binary, os.path.join(state, name), bundle, f"bench-{name}")
             trial = subprocess.run(cmd, capture_output=True, text=True)
             if trial.returncode != 0:
                 failures[name] = (trial.stderr.strip().splitlines() or ["failed"])[-1][:160]
@@ -60,6 +62,7 @@ def main() -> int:
             timings = {r["command"]: r for r in json.load(f)["results"]}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
     baseline = timings.get("runc", {}).get("median")
     print(f"`run` of a busybox bundle running `true`, {args.runs} runs each")
     print(f"{'runtime':<15}{'median ms':>10}{'mean ms':>10}{'stddev':>9}{'vs runc':>9}")

@@ -34,12 +34,14 @@ class CreateOptions:
         self.systemd_cgroup = systemd_cgroup
 
 
-def load_bundle(bundle: str) -> tuple[str, dict, str]:
-    """(absolute bundle dir, validated config.json, absolute rootfs)."""
+def load_bundle(bundle: str) -> tuple[str, dict, bytes, str]:
+    """(absolute bundle dir, validated config.json, its bytes, absolute rootfs)."""
     bundle = os.path.abspath(bundle)
     path = os.path.join(bundle, "config.json")
     try:
-        spec = fastjson.load_file(path)
+        with open(path, "rb") as f:
+            raw = f.read()
+        spec = fastjson.loads(raw)
     except FileNotFoundError:
         raise RuntimeFailure(f"bundle {bundle}: no config.json (create one with `orlop-runtime spec`)") from None
     except ValueError as e:
@@ -57,7 +59,7 @@ def load_bundle(bundle: str) -> tuple[str, dict, str]:
     if "mount" not in namespaces:
         raise RuntimeFailure("config.json: linux.namespaces: a mount namespace is required")
     root_path = spec["root"]["path"]
-    return bundle, spec, os.path.normpath(os.path.join(bundle, root_path))
+    return bundle, spec, raw, os.path.normpath(os.path.join(bundle, root_path))
 
 
 # Devices every container may use whatever its rules say (runc's AllowedDevices):
@@ -104,21 +106,22 @@ def _validate_security(spec: dict) -> None:
 
 def create(root: str, container_id: str, bundle: str, options: CreateOptions) -> ContainerState:
     validate_id(container_id)
-    bundle, spec, rootfs = load_bundle(bundle)
+    bundle, spec, raw_spec, rootfs = load_bundle(bundle)
     os.makedirs(root, 0o711, exist_ok=True)
     state_dir = os.path.join(root, container_id)
     try:
         os.mkdir(state_dir, 0o711)
     except FileExistsError:
         raise ContainerExists(container_id) from None
-    state = ContainerState(container_id, state_dir, bundle, rootfs, spec)
+    state = ContainerState(container_id, state_dir, bundle, rootfs, spec, raw_spec)
     state.systemd_cgroup = options.systemd_cgroup
     cgroup = child = None
     try:
         os.mkfifo(state.fifo_path)
         os.chmod(state.fifo_path, 0o622)  # not the umask's: the init may run as any user when it opens it
         linux = spec.get("linux") or {}
-        cgroup = open_manager(linux.get("cgroupsPath") or "", container_id, systemd=options.systemd_cgroup)
+        cgroup = open_manager(linux.get("cgroupsPath") or "", container_id, systemd=options.systemd_cgroup,
+                              resources=linux.get("resources"))
         cgroup.create()
         state.cgroup_paths = cgroup.paths
         cgroup.apply(_with_default_device_rules(linux))
@@ -194,9 +197,11 @@ def _spawn(state: ContainerState, cgroup, options: CreateOptions) -> int:
 
 
 def _join_cgroup(cgroup, pid: int, sock) -> None:
-    """Move the child into the container's cgroup while it sets itself up, then tell it."""
+    """Move the child into the cgroup v2 tree (if the container has one) while it sets
+    itself up, then tell it. (It joins v1 hierarchies itself: see join_current_thread.)"""
     try:
-        cgroup.add_pid(pid)
+        if cgroup.unified_dir:
+            cgroup.add_pid_to_unified(pid)
     except OSError as e:
         raise RuntimeFailure(f"joining the container's cgroup: {init.describe(e)}") from None
     sync.send(sock, sync.JOINED)
@@ -293,7 +298,7 @@ def _kill_and_reap(pid: int) -> None:
 
 
 def _remove_state_dir(state_dir: str) -> None:
-    for name in (EXEC_FIFO, "state.json"):
+    for name in (EXEC_FIFO, "state.json", "config.json"):
         try:
             os.unlink(os.path.join(state_dir, name))
         except FileNotFoundError:

@@ -107,7 +107,10 @@ def _child(state: ContainerState, spec: dict, sock, console_fd: int | None, pres
         process.reset_signals()
         init.preload_modules(state.config, spec)
         if state.cgroup_paths:
-            load_manager(state.cgroup_paths).add_pid(0)
+            cgroup = load_manager(state.cgroup_paths)
+            cgroup.join_current_thread()
+            if cgroup.unified_dir:
+                cgroup.add_pid_to_unified(0)
         _join_namespaces(state)
         if spec.get("terminal"):
             from orlop.linux import pty

@@ -67,6 +67,7 @@ def intermediate_main(ctx: InitContext) -> None:
     """With a user namespace: enter it, make every other namespace owned by it, fork
     the init into the new pid namespace, report its pid, and exit."""
     try:
+        ctx.cgroup.join_current_thread()
         user_path = ctx.namespaces["user"]
         join_and_unshare({"user": user_path}, {"user": sc.CLONE_NEWUSER})
         if not user_path:
@@ -111,6 +112,7 @@ def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
     spec, proc_spec = ctx.spec, ctx.spec["process"]
     process.reset_signals()
     if not in_namespaces:
+        ctx.cgroup.join_current_thread()
         join_and_unshare(ctx.namespaces, SELF_NAMESPACES)
     if hooks.has_hooks(spec, *hooks.RUNTIME_CREATE_HOOKS):
         ctx.await_cgroup()

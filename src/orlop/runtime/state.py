@@ -2,7 +2,8 @@
 
 state.json is written atomically (temp file, fsync, rename) and records what
 later commands need: the init's pid *and* start time (a reused pid is not our
-container), cgroup and namespace paths, the bundle and its config.
+container), cgroup and namespace paths, the bundle; config.json is a copy of
+the bundle's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from orlop.runtime.errors import ContainerNotFound, RuntimeFailure
 
 DEFAULT_ROOT = "/run/orlop-runtime"
 STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
 EXEC_FIFO = "exec.fifo"
 
 NAMESPACE_KEYS = {  # OCI namespace type -> (runc's state.json key, /proc/<pid>/ns/ name)
@@ -49,17 +51,26 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
 
 
 class ContainerState:
-    """What state.json holds; attribute names follow runc's keys."""
+    """What state.json holds; attribute names follow runc's keys.
+
+    The bundle's config is kept beside it as config.json, byte for byte as it
+    was read at create: nothing to re-serialise on the start-up path, and
+    commands that only need the status never parse it.
+    """
 
     __slots__ = ("id", "dir", "init_process_pid", "init_process_start", "created", "bundle", "rootfs",
-                 "config", "cgroup_paths", "namespace_paths", "owner", "systemd_cgroup")
+                 "cgroup_paths", "namespace_paths", "owner", "systemd_cgroup", "_config", "_config_raw")
+    _PERSISTED = ("id", "init_process_pid", "init_process_start", "created", "bundle", "rootfs",
+                  "cgroup_paths", "namespace_paths", "owner", "systemd_cgroup")
 
-    def __init__(self, container_id: str, state_dir: str, bundle: str, rootfs: str, config: dict) -> None:
+    def __init__(self, container_id: str, state_dir: str, bundle: str, rootfs: str, config: dict,
+                 config_raw: bytes) -> None:
         self.id = container_id
         self.dir = state_dir
         self.bundle = bundle
         self.rootfs = rootfs
-        self.config = config
+        self._config: dict | None = config
+        self._config_raw: bytes | None = config_raw
         self.init_process_pid = 0
         self.init_process_start = 0
         self.created = rfc3339_now()
@@ -67,6 +78,15 @@ class ContainerState:
         self.namespace_paths: dict[str, str] = {}
         self.owner = ""
         self.systemd_cgroup = False
+
+    @property
+    def config(self) -> dict:
+        if self._config is None:
+            try:
+                self._config = fastjson.load_file(os.path.join(self.dir, CONFIG_FILE))
+            except (OSError, ValueError) as e:
+                raise RuntimeFailure(f"container {self.id}: cannot read its {CONFIG_FILE}: {e}") from None
+        return self._config
 
     @property
     def annotations(self) -> dict:
@@ -77,7 +97,10 @@ class ContainerState:
         return os.path.join(self.dir, EXEC_FIFO)
 
     def save(self) -> None:
-        record = {name: getattr(self, name) for name in self.__slots__ if name != "dir"}
+        if self._config_raw is not None:
+            write_atomic(os.path.join(self.dir, CONFIG_FILE), self._config_raw)
+            self._config_raw = None
+        record = {name: getattr(self, name) for name in self._PERSISTED}
         write_atomic(os.path.join(self.dir, STATE_FILE), fastjson.dumps(record).encode())
 
     @classmethod
@@ -92,9 +115,9 @@ class ContainerState:
             raise RuntimeFailure(f"container {container_id}: corrupt {STATE_FILE}: {e}") from None
         self = cls.__new__(cls)
         self.dir = state_dir
-        for name in cls.__slots__:
-            if name != "dir":
-                setattr(self, name, record.get(name))
+        self._config = self._config_raw = None
+        for name in cls._PERSISTED:
+            setattr(self, name, record.get(name))
         return self
 
     def init_alive(self) -> bool:

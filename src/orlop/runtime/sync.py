@@ -5,7 +5,9 @@ message is one datagram of JSON: {"type": ..., other fields}. The ladder:
 
     runtime (parent)                            init (child)
     ----------------                            ------------
-    fork; write the child's pid to the cgroups  meanwhile: unshare, mounts...
+    fork                                        join the v1 cgroups (write 0 to `tasks`)
+    write the child's pid to its cgroup v2      meanwhile: unshare, mounts...
+      directory's cgroup.procs, if it has one
                                       --> joined      before the child unshares its cgroup ns,
                                                       mounts cgroupfs, asks for hooks or execs
                                       <-- userns      unshared a user ns (only with one)
@@ -17,8 +19,9 @@ message is one datagram of JSON: {"type": ..., other fields}. The ladder:
     write state.json, return from create
                                       <-- error {message}   at any point, instead of the above
 
-Joining a cgroup can take ~10 ms (the kernel waits for an RCU grace period on
-the first cgroup.procs write), so the parent does it while the child works.
+Joining a cgroup through cgroup.procs can take 5-20 ms (the kernel waits for an
+RCU grace period), so the parent does it while the child works; moving the
+current thread through a v1 `tasks` file skips that wait.
 EOF on the socket before `ready` means the init died; the parent reports it.
 For `exec` the child sends `ready` right before execve: the close-on-exec socket
 then reads EOF, which tells the parent the exec succeeded.

@@ -10,30 +10,48 @@ what the runtime persists in state.json and hands back to `load_manager`.
 from __future__ import annotations
 
 from orlop.linux.cgroups.common import CgroupError, Hierarchies, read_hierarchies, resolve_path
-from orlop.linux.cgroups.v1 import V1Manager
-from orlop.linux.cgroups.v2 import V2Manager
 
-__all__ = ["CgroupError", "V1Manager", "V2Manager", "load_manager", "open_manager"]
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~10 ms of start-up
+if TYPE_CHECKING:
+    from orlop.linux.cgroups.v1 import V1Manager
+    from orlop.linux.cgroups.v2 import V2Manager
+
+__all__ = ["CgroupError", "load_manager", "open_manager"]
 
 
-def open_manager(cgroups_path: str, container_id: str, *, systemd: bool = False,
+def open_manager(cgroups_path: str, container_id: str, *, systemd: bool = False, resources: dict | None = None,
                  hierarchies: Hierarchies | None = None) -> V1Manager | V2Manager:
     """The manager for OCI linux.cgroupsPath (absolute, relative to our own cgroup, or
-    systemd's slice:prefix:name), on this host's cgroup layout."""
+    systemd's slice:prefix:name), on this host's cgroup layout.
+
+    On a hybrid host the cgroup2 tree is joined only when `resources` need it
+    (`unified` files, or hugetlb limits when hugetlb is not a v1 controller): joining
+    it costs an RCU grace period on every container start and limits nothing else.
+    """
     found = hierarchies or read_hierarchies()
     if found.unified_only:
+        from orlop.linux.cgroups.v2 import V2Manager
+
         return V2Manager({"": resolve_path(found.v2_mount, found.own[""], cgroups_path, container_id, systemd)})
     paths = {}
     for controller, mountpoint in found.v1.items():
         paths[controller] = resolve_path(mountpoint, found.own.get(controller, "/"), cgroups_path, container_id,
                                          systemd)
-    if found.v2_mount:  # hybrid: also join the cgroup2 tree, as runc does
+    resources = resources or {}
+    needs_unified = resources.get("unified") or (resources.get("hugepageLimits") and "hugetlb" not in found.v1)
+    if found.v2_mount and needs_unified:
         paths[""] = resolve_path(found.v2_mount, found.own.get("", "/"), cgroups_path, container_id, systemd)
+    from orlop.linux.cgroups.v1 import V1Manager
+
     return V1Manager(paths)
 
 
 def load_manager(paths: dict[str, str]) -> V1Manager | V2Manager:
     """The manager of an existing container, from the paths saved in its state."""
     if set(paths) == {""}:
+        from orlop.linux.cgroups.v2 import V2Manager
+
         return V2Manager(paths)
+    from orlop.linux.cgroups.v1 import V1Manager
+
     return V1Manager(paths)

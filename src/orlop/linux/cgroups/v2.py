@@ -116,8 +116,17 @@ class V2Manager:
         for name, value in (resources.get("unified") or {}).items():
             write(self.path, name, value)
 
+    def join_current_thread(self) -> None:
+        """Nothing to do cheaply on v2: domain cgroups are joined through cgroup.procs."""
+
+    @property
+    def unified_dir(self) -> str:
+        return self.path
+
     def add_pid(self, pid: int) -> None:
         write(self.path, "cgroup.procs", pid)
+
+    add_pid_to_unified = add_pid
 
     def pids(self) -> list[int]:
         return procs(self.path)

@@ -80,7 +80,8 @@ def resolve_path(mountpoint: str, own: str, cgroups_path: str, container_id: str
         relative = cgroups_path
     else:
         relative = own.rstrip("/") + "/" + (cgroups_path or container_id)
-    return os.path.normpath(mountpoint + "/" + relative.lstrip("/"))
+    # normpath of an absolute path clamps "..": a cgroupsPath cannot leave the hierarchy.
+    return mountpoint.rstrip("/") + os.path.normpath("/" + relative.lstrip("/"))
 
 
 def write(directory: str, name: str, value: str | int) -> None:

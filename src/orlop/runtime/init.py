@@ -102,8 +102,13 @@ def describe(error: BaseException) -> str:
 
 
 def _fail(ctx: InitContext, error: BaseException) -> None:
+    """Report to the runtime, or, once it stopped listening (after `ready`), on the
+    container's stderr, which is all that is left."""
     try:
-        sync.send(ctx.sock, sync.ERROR, message=describe(error))
+        if ctx.sock.fileno() >= 0:
+            sync.send(ctx.sock, sync.ERROR, message=describe(error))
+        else:
+            os.write(2, f"orlop-runtime: container init: {describe(error)}\n".encode())
     finally:
         os._exit(1)
 

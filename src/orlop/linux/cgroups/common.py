@@ -88,7 +88,7 @@ def write(directory: str, name: str, value: str | int) -> None:
     path = f"{directory}/{name}"
     text = str(value)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # O_TRUNC: as runc; cgroupfs ignores it
     except OSError as e:
         raise CgroupError(e.errno, f"opening {path}: {e.strerror}") from None
     try:

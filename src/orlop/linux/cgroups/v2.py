@@ -149,6 +149,8 @@ class V2Manager:
             return False
 
     def kill_all(self, sig: int) -> None:
+        if not os.path.isdir(self.path):
+            return
         if sig == 9 and os.path.exists(f"{self.path}/cgroup.kill"):
             write(self.path, "cgroup.kill", 1)
             return

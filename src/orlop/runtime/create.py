@@ -126,7 +126,6 @@ def create(root: str, container_id: str, bundle: str, options: CreateOptions) ->
         state.cgroup_paths = cgroup.paths
         cgroup.apply(_with_default_device_rules(linux))
         child = _spawn(state, cgroup, options)
-        state.save()
         if options.pid_file:
             write_atomic(os.path.abspath(options.pid_file), str(state.init_process_pid).encode(), 0o644)
         return state
@@ -178,6 +177,9 @@ def _spawn(state: ContainerState, cgroup, options: CreateOptions) -> int:
         state.namespace_paths = {key: f"/proc/{init_pid}/ns/{name}" for key, name in NAMESPACE_KEYS.values()
                                  if os.path.exists(f"/proc/{init_pid}/ns/{name}")}
         _set_oom_score_adj(init_pid, spec["process"])
+        # Saved while the init sets itself up (off the critical path); if the init then
+        # fails, create's clean-up removes the whole state directory.
+        state.save()
         if hooks.has_hooks(spec, *hooks.RUNTIME_CREATE_HOOKS):
             sync.expect(parent_sock, sync.HOOKS)
             for kind in hooks.RUNTIME_CREATE_HOOKS:

@@ -217,6 +217,14 @@ def test_log_file_in_json_format(runtime, tmp_path):
     assert entry["level"] == "error" and "nosuch" in entry["msg"]
 
 
+def test_debug_goes_to_the_log(runtime, tmp_path):
+    log = tmp_path / "debug.log"
+    subprocess.run([runtime.binary, "--root", runtime.root, "--debug", "--log", str(log), "--log-format", "json",
+                    "list"], check=True, capture_output=True)
+    entry = json.loads(log.read_text().splitlines()[0])
+    assert entry["level"] == "debug" and entry["msg"].startswith("list")
+
+
 def test_go_style_single_dash_flags(runtime, bundle_factory, container_id):
     done = subprocess.run([runtime.binary, "-root", runtime.root, "run", "-bundle", bundle_factory(["echo", "ok"]),
                            container_id], capture_output=True, text=True, timeout=30)

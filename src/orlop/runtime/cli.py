@@ -196,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             options.setdefault(_long_name(name, short, longs), []).append(value)
         from orlop.runtime import commands
 
+        if g.debug:
+            from orlop.runtime.log import log_debug
+
+            log_debug(g.log, g.log_format, f"{command} {' '.join(args)} (root {g.root})")
         return getattr(commands, "cmd_" + command)(g, options, positional)
     except RuntimeFailure as e:
         return _fail(g, str(e))

@@ -8,12 +8,29 @@ from orlop.runtime.state import rfc3339_now
 
 
 def log_error(path: str, log_format: str, message: str) -> None:
-    if log_format == "json":
-        line = fastjson.dumps({"level": "error", "msg": message, "time": rfc3339_now()})
+    _append(path, _format(log_format, "error", message))
+
+
+def log_debug(path: str | None, log_format: str, message: str) -> None:
+    """--debug: to the --log file, or stderr without one (as runc)."""
+    line = _format(log_format, "debug", message)
+    if path:
+        _append(path, line)
     else:
-        line = f'time="{rfc3339_now()}" level=error msg={fastjson.dumps(message)}'
+        import sys
+
+        sys.stderr.write(line + "\n")
+
+
+def _format(log_format: str, level: str, message: str) -> str:
+    if log_format == "json":
+        return fastjson.dumps({"level": level, "msg": message, "time": rfc3339_now()})
+    return f'time="{rfc3339_now()}" level={level} msg={fastjson.dumps(message)}'
+
+
+def _append(path: str, line: str) -> None:
     try:
         with open(path, "a") as f:
             f.write(line + "\n")
     except OSError:
-        pass  # the error itself is already on stderr
+        pass  # errors are on stderr anyway

@@ -208,6 +208,15 @@ def test_malformed_config_json(runtime, bundle_factory, container_id):
     _assert_nothing_left(runtime, container_id)
 
 
+def test_delete_force_removes_what_a_killed_create_left(runtime, container_id):
+    half_made = os.path.join(runtime.root, container_id)
+    os.makedirs(half_made)
+    os.mkfifo(os.path.join(half_made, "exec.fifo"))
+    assert runtime("state", container_id, check=False).returncode == 1
+    runtime("delete", "--force", container_id)
+    assert not os.path.exists(half_made)
+
+
 def test_log_file_in_json_format(runtime, tmp_path):
     log = tmp_path / "runtime.log"
     done = subprocess.run([runtime.binary, "--root", runtime.root, "--log", str(log), "--log-format", "json",

@@ -9,7 +9,7 @@ import sys
 from orlop import fastjson
 from orlop.runtime import container
 from orlop.runtime.errors import RuntimeFailure
-from orlop.runtime.state import ContainerState, list_ids
+from orlop.runtime.state import ContainerState, list_ids, validate_id
 
 Options = dict[str, list[str]]
 
@@ -83,9 +83,15 @@ def cmd_delete(g, options: Options, positional: list[str]) -> int:
     try:
         state = ContainerState.load(g.root, container_id)
     except RuntimeFailure:
-        if "force" in options:
-            return 0  # runc: delete --force of a missing container succeeds
-        raise
+        if "force" not in options:
+            raise
+        # runc: delete --force of a missing container succeeds. A directory without a
+        # readable state.json is what a create killed half-way leaves: remove it.
+        import shutil
+
+        validate_id(container_id)
+        shutil.rmtree(os.path.join(g.root, container_id), ignore_errors=True)
+        return 0
     container.delete(state, force="force" in options)
     return 0
 

@@ -58,8 +58,11 @@ class Runtime:
 
 @pytest.fixture(scope="session")
 def rootfs_template(tmp_path_factory) -> str:
+    """busybox, plus /bin/probe (tests/probe/probe.c, built static) to make single syscalls."""
     path = str(tmp_path_factory.mktemp("template") / "rootfs")
     make_rootfs(path)
+    probe_source = os.path.join(os.path.dirname(__file__), "probe", "probe.c")
+    subprocess.run(["gcc", "-static", "-O2", "-o", os.path.join(path, "bin", "probe"), probe_source], check=True)
     return path
 
 

@@ -15,7 +15,7 @@ from orlop.linux import proc
 from orlop.linux import syscalls as sc
 from orlop.linux.cgroups import open_manager
 from orlop.oci.runtime_spec import ConfigError, validate
-from orlop.runtime import hooks, init, sync
+from orlop.runtime import hooks, init, process, sync
 from orlop.runtime.errors import ContainerExists, RuntimeFailure
 from orlop.runtime.state import EXEC_FIFO, NAMESPACE_KEYS, ContainerState, validate_id, write_atomic
 
@@ -152,11 +152,13 @@ def _spawn(state: ContainerState, cgroup, options: CreateOptions) -> int:
         if not options.console_socket:
             raise RuntimeFailure("cannot allocate tty if runc will detach without setting console socket")
         console_fd = _connect_unix(options.console_socket)
+    profile = (spec.get("linux") or {}).get("seccomp")
+    seccomp_plan = process.SeccompPlan(profile, spec["process"], seccomp_cache(state.dir)) if profile else None
     parent_sock, child_sock = sync.channel()
     ctx = init.InitContext(spec=spec, bundle=state.bundle, rootfs=state.rootfs, sock=child_sock,
                            fifo_fd=fifo_fd, console_fd=console_fd, preserve_fds=options.preserve_fds,
                            no_pivot=options.no_pivot, cgroup=cgroup, namespaces=namespaces,
-                           state=state.oci_state("creating"), in_cgroup=False)
+                           state=state.oci_state("creating"), in_cgroup=False, seccomp=seccomp_plan)
     try:
         if "user" in namespaces:
             intermediate = _fork(lambda: init.intermediate_main(ctx))
@@ -194,8 +196,15 @@ def _spawn(state: ContainerState, cgroup, options: CreateOptions) -> int:
     finally:
         parent_sock.close()
         os.close(fifo_fd)
+        if seccomp_plan and seccomp_plan.listener_fd is not None:
+            os.close(seccomp_plan.listener_fd)
         if console_fd is not None and console_fd != options.console_fd:
             os.close(console_fd)
+
+
+def seccomp_cache(state_dir: str) -> str:
+    """Compiled seccomp programs, shared by the containers of one --root."""
+    return os.path.join(os.path.dirname(state_dir), ".seccomp-cache")
 
 
 def _join_cgroup(cgroup, pid: int, sock) -> None:

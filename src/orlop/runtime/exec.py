@@ -68,6 +68,12 @@ def exec_process(state: ContainerState, spec: dict, *, console_fd: int | None, p
     current = container.status(state)
     if current not in (container.RUNNING, container.CREATED):
         raise InvalidState(f"cannot exec in a {current} container")
+    profile = (state.config.get("linux") or {}).get("seccomp")
+    seccomp_plan = None
+    if profile:
+        from orlop.runtime.create import seccomp_cache
+
+        seccomp_plan = process.SeccompPlan(profile, spec, seccomp_cache(state.dir))
     pid_ns = f"/proc/{state.init_process_pid}/ns/pid"
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     parent_sock, child_sock = sync.channel()
@@ -76,7 +82,7 @@ def exec_process(state: ContainerState, spec: dict, *, console_fd: int | None, p
         sc.setns(target, sc.CLONE_NEWPID, pid_ns)
         pid = os.fork()
         if pid == 0:
-            _child(state, spec, child_sock, console_fd, preserve_fds)
+            _child(state, spec, child_sock, console_fd, preserve_fds, seccomp_plan)
         sc.setns(own_pid_ns, sc.CLONE_NEWPID)
     finally:
         os.close(target)
@@ -102,7 +108,8 @@ def exec_process(state: ContainerState, spec: dict, *, console_fd: int | None, p
     return pid
 
 
-def _child(state: ContainerState, spec: dict, sock, console_fd: int | None, preserve_fds: int) -> None:
+def _child(state: ContainerState, spec: dict, sock, console_fd: int | None, preserve_fds: int,
+           seccomp_plan: process.SeccompPlan | None) -> None:
     try:
         process.reset_signals()
         init.preload_modules(state.config, spec)
@@ -127,16 +134,17 @@ def _child(state: ContainerState, spec: dict, sock, console_fd: int | None, pres
         if "umask" in (spec.get("user") or {}):
             os.umask(spec["user"]["umask"])
         process.close_extra_fds(3 + preserve_fds, keep=(sock.fileno(),))
+        if seccomp_plan and seccomp_plan.early:
+            seccomp_plan.install(state.oci_state("running"))
         process.switch_user(spec)
         process.chdir_cwd(spec, create=False)
         env = spec.get("env") or []
         executable = process.find_executable(spec["args"][0], env)
-        seccomp = (state.config.get("linux") or {}).get("seccomp")
-        sync.send(sock, sync.READY)
-        if seccomp:
-            from orlop.linux import seccomp as seccomp_filter
-
-            seccomp_filter.apply(seccomp)
+        if seccomp_plan and not seccomp_plan.early:
+            sync.send(sock, sync.READY)
+            seccomp_plan.install(state.oci_state("running"))
+        else:
+            sync.send(sock, sync.READY)
         os.execve(executable, spec["args"], process.env_dict(env, (spec.get("user") or {}).get("uid", 0)))
     except BaseException as e:  # noqa: BLE001 - everything goes back to the runtime
         try:

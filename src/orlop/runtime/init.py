@@ -27,7 +27,7 @@ class InitContext:
     """What the runtime hands its forked child (memory shared by fork, nothing serialised)."""
 
     __slots__ = ("spec", "bundle", "rootfs", "sock", "fifo_fd", "console_fd", "preserve_fds", "no_pivot",
-                 "cgroup", "namespaces", "state", "in_cgroup")
+                 "cgroup", "namespaces", "state", "in_cgroup", "seccomp")
 
     def __init__(self, **fields) -> None:
         for name in self.__slots__:
@@ -154,7 +154,10 @@ def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
 
     process.apply_rlimits(proc_spec)
     os.umask(proc_spec.get("user", {}).get("umask", 0o022))
-    process.close_extra_fds(3 + ctx.preserve_fds, keep=(ctx.sock.fileno(), ctx.fifo_fd))
+    keep = (ctx.sock.fileno(), ctx.fifo_fd) + ((ctx.seccomp.listener_fd,) if ctx.seccomp else ())
+    process.close_extra_fds(3 + ctx.preserve_fds, keep=keep)
+    if ctx.seccomp and ctx.seccomp.early:
+        ctx.seccomp.install(ctx.state)
     process.switch_user(proc_spec)
     process.chdir_cwd(proc_spec, create=False)
     env = proc_spec.get("env") or []
@@ -164,11 +167,8 @@ def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
     ctx.sock.close()
     _wait_for_start(ctx.fifo_fd)
     hooks.run_hooks(spec, "startContainer", ctx.state)
-    seccomp = (spec.get("linux") or {}).get("seccomp")
-    if seccomp:
-        from orlop.linux import seccomp as seccomp_filter
-
-        seccomp_filter.apply(seccomp)
+    if ctx.seccomp and not ctx.seccomp.early:
+        ctx.seccomp.install(ctx.state)
     os.execve(executable, proc_spec["args"], process.env_dict(env, (proc_spec.get("user") or {}).get("uid", 0)))
 
 

@@ -116,3 +116,58 @@ def chdir_cwd(process: dict, create: bool) -> None:
         os.chdir(cwd)
     except OSError as e:
         raise OSError(e.errno, f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from None
+
+
+class SeccompPlan:
+    """A container's seccomp filter, compiled before the fork (see linux/seccomp.py).
+
+    `early`: without noNewPrivileges the filter must be installed while the process
+    still has CAP_SYS_ADMIN, i.e. before the user switch (runc does the same);
+    otherwise it is the very last step before execve.
+    """
+
+    __slots__ = ("bpf", "flags", "notify", "listener_fd", "metadata", "early")
+
+    def __init__(self, profile: dict, process_spec: dict, cache_dir: str | None) -> None:
+        from orlop.linux import seccomp
+
+        self.bpf = seccomp.compiled(profile, cache_dir)
+        self.flags = profile.get("flags") or []
+        self.notify = seccomp.uses_notify(profile)
+        self.metadata = profile.get("listenerMetadata") or ""
+        self.early = not process_spec.get("noNewPrivileges")
+        self.listener_fd = None
+        if self.notify:
+            listener = profile.get("listenerPath")
+            if not listener:
+                raise OSError(22, "linux.seccomp: SCMP_ACT_NOTIFY needs a listenerPath")
+            import _socket
+
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            sock.connect(listener)
+            self.listener_fd = sock.detach()
+
+    def install(self, state: dict) -> None:
+        from orlop.linux import seccomp
+
+        notify_fd = seccomp.load_filter(self.bpf, self.flags, notify=self.notify)
+        if notify_fd is not None:
+            _send_notify_fd(self.listener_fd, notify_fd, self.metadata, state)
+
+
+def _send_notify_fd(listener_fd: int, notify_fd: int, metadata: str, state: dict) -> None:
+    """Hand the seccomp notify fd to the listener, in the runtime-spec's seccomp state shape."""
+    import _socket
+    import array
+
+    from orlop import fastjson
+
+    message = {"ociVersion": "1.0.2", "fds": ["seccompFd"], "pid": state.get("pid", 0), "metadata": metadata,
+               "state": state}
+    sock = _socket.socket(fileno=listener_fd)
+    try:
+        sock.sendmsg([fastjson.dumps(message).encode()],
+                     [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [notify_fd]))])
+    finally:
+        sock.close()
+        os.close(notify_fd)

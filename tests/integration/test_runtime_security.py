@@ -136,3 +136,34 @@ def test_state_json_of_a_user_namespace_container(runtime, bundle_factory, conta
     pid = raw["init_process_pid"]
     assert raw["namespace_paths"]["NEWUSER"] == f"/proc/{pid}/ns/user"
     assert os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
+
+
+def test_rootless_container_as_an_unprivileged_user(tmp_path_factory, rootfs_template):
+    """`spec --rootless` as user nobody: a user namespace mapping only that user, no cgroup."""
+    import subprocess
+    import tempfile
+
+    from conftest import ORLOP_RUNTIME
+
+    base = tempfile.mkdtemp(prefix="orlop-rootless-", dir="/tmp")
+    try:
+        os.chmod(base, 0o755)
+        bundle = os.path.join(base, "bundle")
+        os.mkdir(bundle)
+        subprocess.run(["cp", "-a", rootfs_template, os.path.join(bundle, "rootfs")], check=True)
+        subprocess.run(["chown", "-R", "65534:65534", base], check=True)
+        as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                     "env", f"XDG_RUNTIME_DIR={base}/run", ORLOP_RUNTIME]
+        subprocess.run([*as_nobody, "spec", "--rootless", "--bundle", bundle], check=True)
+        config = json.load(open(os.path.join(bundle, "config.json")))
+        assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 65534, "size": 1}]
+        config["process"]["terminal"] = False
+        config["process"]["args"] = ["sh", "-c", "id -u; cat /proc/self/uid_map /proc/self/setgroups; echo $$"]
+        json.dump(config, open(os.path.join(bundle, "config.json"), "w"))
+        done = subprocess.run([*as_nobody, "run", "--bundle", bundle, "rootless1"], capture_output=True, text=True,
+                              timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["0", "0", "65534", "1", "deny", "1"]
+        assert not os.path.exists(f"{base}/run/orlop-runtime/rootless1"), "run deletes the container"
+    finally:
+        subprocess.run(["rm", "-rf", base])

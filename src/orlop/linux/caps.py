@@ -96,7 +96,7 @@ def apply_capabilities(bounding: int, effective: int, permitted: int, inheritabl
         if not bounding >> cap & 1 and _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
             _prctl(PR_CAPBSET_DROP, cap, what=f"dropping {_name(cap)} from the bounding set")
     _prctl(PR_SET_KEEPCAPS, 1, what="prctl(PR_SET_KEEPCAPS)")
-    os.setgroups(additional_gids)
+    set_groups(additional_gids)
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     _prctl(PR_SET_KEEPCAPS, 0, what="prctl(PR_SET_KEEPCAPS)")
@@ -107,6 +107,23 @@ def apply_capabilities(bounding: int, effective: int, permitted: int, inheritabl
             # The kernel refuses an ambient cap not in permitted and inheritable; runc skips those.
             if permitted >> cap & 1 and inheritable >> cap & 1:
                 _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, what=f"raising ambient {_name(cap)}")
+
+
+def set_groups(gids: list[int]) -> None:
+    """setgroups(2), except in a user namespace whose setgroups is denied (a rootless
+    container): there only an empty list could be asked for, and it already is."""
+    try:
+        os.setgroups(gids)
+    except PermissionError:
+        if gids:
+            raise
+        try:
+            with open("/proc/self/setgroups") as f:
+                if f.read().strip() == "deny":
+                    return
+        except OSError:
+            pass
+        raise
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:

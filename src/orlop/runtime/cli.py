@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from orlop.runtime.errors import RuntimeFailure
-from orlop.runtime.state import DEFAULT_ROOT
+from orlop.runtime.state import DEFAULT_ROOT, default_root
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.2.0"
@@ -61,7 +61,7 @@ commands:
   features print the features this runtime supports, as JSON
 
 global options:
-  --root <dir>         state directory (default {DEFAULT_ROOT})
+  --root <dir>         state directory (default {DEFAULT_ROOT}; $XDG_RUNTIME_DIR/orlop-runtime if not root)
   --log <file>         append errors and debug messages to this file
   --log-format <fmt>   text or json
   --debug              log debug messages
@@ -74,7 +74,7 @@ class Globals:
     __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup")
 
     def __init__(self) -> None:
-        self.root = DEFAULT_ROOT
+        self.root = default_root()
         self.log: str | None = None
         self.log_format = "text"
         self.debug = False

@@ -91,14 +91,22 @@ def pause(state: ContainerState) -> None:
     current = status(state)
     if current not in (RUNNING, CREATED):
         raise InvalidState(f"container not running: {current}")
-    load_manager(state.cgroup_paths).freeze()
+    _freezer(state).freeze()
 
 
 def resume(state: ContainerState) -> None:
     current = status(state)
     if current != PAUSED:
         raise InvalidState("container not paused")
-    load_manager(state.cgroup_paths).thaw()
+    _freezer(state).thaw()
+
+
+def _freezer(state: ContainerState):
+    cgroup = load_manager(state.cgroup_paths)
+    if cgroup.version == 1 and "freezer" not in cgroup.paths:
+        raise InvalidState(f"container {state.id} has no freezer cgroup (a rootless container without a "
+                           "delegated cgroup, or a host without the freezer controller): cannot pause")
+    return cgroup
 
 
 def delete(state: ContainerState, force: bool = False) -> None:

@@ -13,7 +13,7 @@ import os
 from orlop import fastjson
 from orlop.linux import proc
 from orlop.linux import syscalls as sc
-from orlop.linux.cgroups import open_manager
+from orlop.linux.cgroups import NoCgroup, open_manager
 from orlop.oci.runtime_spec import ConfigError, validate
 from orlop.runtime import hooks, init, process, sync
 from orlop.runtime.errors import ContainerExists, RuntimeFailure
@@ -120,9 +120,7 @@ def create(root: str, container_id: str, bundle: str, options: CreateOptions) ->
         os.mkfifo(state.fifo_path)
         os.chmod(state.fifo_path, 0o622)  # not the umask's: the init may run as any user when it opens it
         linux = spec.get("linux") or {}
-        cgroup = open_manager(linux.get("cgroupsPath") or "", container_id, systemd=options.systemd_cgroup,
-                              resources=linux.get("resources"))
-        cgroup.create()
+        cgroup = _make_cgroup(linux, container_id, options)
         state.cgroup_paths = cgroup.paths
         cgroup.apply(_with_default_device_rules(linux))
         child = _spawn(state, cgroup, options)
@@ -140,6 +138,22 @@ def create(root: str, container_id: str, bundle: str, options: CreateOptions) ->
         if isinstance(e, OSError) and not isinstance(e, RuntimeFailure):
             raise RuntimeFailure(init.describe(e)) from None
         raise
+
+
+def _make_cgroup(linux: dict, container_id: str, options: CreateOptions):
+    cgroup = open_manager(linux.get("cgroupsPath") or "", container_id, systemd=options.systemd_cgroup,
+                          resources=linux.get("resources"))
+    try:
+        cgroup.create()
+    except PermissionError as e:
+        if os.geteuid() == 0:
+            raise
+        limits = {k: v for k, v in (linux.get("resources") or {}).items() if k != "devices" and v}
+        if limits:
+            raise RuntimeFailure(f"rootless container: cannot set {', '.join(sorted(limits))} without a cgroup "
+                                 f"delegated to this user ({e.strerror}: {e.filename or ''})") from None
+        return NoCgroup()
+    return cgroup
 
 
 def _spawn(state: ContainerState, cgroup, options: CreateOptions) -> int:
@@ -238,6 +252,10 @@ def _await_intermediate(sock, pid: int, spec: dict, namespaces: dict) -> int:
 
 
 def _write_id_maps(pid: int, linux: dict) -> None:
+    if os.geteuid() != 0:
+        # An unprivileged user may map only its own ids, and only once setgroups is denied.
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
     for kind in ("uid", "gid"):
         lines = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in linux[f"{kind}Mappings"])
         try:

@@ -59,7 +59,7 @@ def switch_user(process: dict) -> None:
         caps.apply_capabilities(sets["bounding"], sets["effective"], sets["permitted"], sets["inheritable"],
                                 sets["ambient"], uid=uid, gid=gid, additional_gids=extra_gids)
     else:
-        os.setgroups(extra_gids)
+        caps.set_groups(extra_gids)
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
     if process.get("noNewPrivileges"):

@@ -16,6 +16,14 @@ from orlop.linux import proc
 from orlop.runtime.errors import ContainerNotFound, RuntimeFailure
 
 DEFAULT_ROOT = "/run/orlop-runtime"
+
+
+def default_root() -> str:
+    """/run/orlop-runtime for root; $XDG_RUNTIME_DIR/orlop-runtime for other users (as runc)."""
+    if os.geteuid() == 0:
+        return DEFAULT_ROOT
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/orlop-runtime-{os.geteuid()}"
+    return os.path.join(runtime_dir, "orlop-runtime")
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
 EXEC_FIFO = "exec.fifo"

@@ -16,7 +16,21 @@ if TYPE_CHECKING:
     from orlop.linux.cgroups.v1 import V1Manager
     from orlop.linux.cgroups.v2 import V2Manager
 
-__all__ = ["CgroupError", "load_manager", "open_manager"]
+__all__ = ["CgroupError", "NoCgroup", "load_manager", "open_manager"]
+
+
+class NoCgroup:
+    """A container without a cgroup: what an unprivileged (rootless) user gets when no
+    cgroup was delegated to it and the config asks for no limits (as runc's rootless mode)."""
+
+    version = 0
+    paths: dict[str, str] = {}
+    unified_dir = None
+
+    def create(self) -> None: ...
+    def apply(self, resources: dict) -> None: ...
+    def join_current_thread(self) -> None: ...
+    def destroy(self) -> None: ...
 
 
 def open_manager(cgroups_path: str, container_id: str, *, systemd: bool = False, resources: dict | None = None,

@@ -93,3 +93,51 @@ def test_same_calls_are_allowed_without_a_profile(runtime, bundle_factory, conta
     config["root"]["readonly"] = False
     out = runtime("run", "--bundle", bundle_factory(["probe", "unshare", "keyctl"], config), container_id).stdout
     assert out.splitlines() == ["unshare ok", "keyctl ok"]
+
+
+def test_trap_action_delivers_sigsys(runtime, bundle_factory, container_id):
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_TRAP"}]}
+    done = run_with(runtime, bundle_factory, container_id, profile, "uname; echo survived")
+    assert done.returncode == 128 + 31 and "survived" not in done.stdout
+
+
+def test_trace_action_without_a_tracer_fails_the_call(runtime, bundle_factory, container_id):
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_TRACE", "errnoRet": 1}]}
+    done = run_with(runtime, bundle_factory, container_id, profile, "mkdir /dev/shm/t; echo status=$?")
+    assert "status=1" in done.stdout and "Function not implemented" in done.stderr
+
+
+def test_notify_action_hands_the_listener_fd(runtime, bundle_factory, container_id, tmp_path):
+    """The listener gets the notify fd with the seccomp state; once it closes it, the
+    notified call fails with ENOSYS (the kernel's answer when nobody listens)."""
+    import json
+    import socket
+    import threading
+
+    sock_path = str(tmp_path / "seccomp-agent.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sock_path)
+    server.listen(1)
+    received = {}
+
+    def agent():
+        conn, _ = server.accept()
+        message, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+        received["state"] = json.loads(message)
+        received["fds"] = len(fds)
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": sock_path, "listenerMetadata": "hello",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    done = run_with(runtime, bundle_factory, container_id, profile, "sleep 0.3; mkdir /dev/shm/n; echo status=$?")
+    thread.join(5)
+    server.close()
+    assert received["fds"] == 1
+    assert received["state"]["fds"] == ["seccompFd"] and received["state"]["metadata"] == "hello"
+    assert received["state"]["state"]["id"] == container_id
+    assert "status=1" in done.stdout

@@ -167,3 +167,26 @@ def test_rootless_container_as_an_unprivileged_user(tmp_path_factory, rootfs_tem
         assert not os.path.exists(f"{base}/run/orlop-runtime/rootless1"), "run deletes the container"
     finally:
         subprocess.run(["rm", "-rf", base])
+
+
+def test_apparmor_profile_without_apparmor_is_refused(runtime, bundle_factory, container_id):
+    from orlop.runtime.process import apparmor_enabled
+
+    if apparmor_enabled():
+        pytest.skip("AppArmor is enabled here: the profile would be applied")
+    config = default_config()
+    config["process"]["apparmorProfile"] = "docker-default"
+    done = runtime("create", "--bundle", bundle_factory(["true"], config), container_id, check=False)
+    assert done.returncode == 1
+    assert "apparmorProfile" in done.stderr and "not enabled" in done.stderr
+    assert not os.path.exists(os.path.join(runtime.root, container_id))
+
+
+def test_selinux_label_without_selinux_is_ignored(runtime, bundle_factory, container_id):
+    from orlop.runtime.process import selinux_enabled
+
+    if selinux_enabled():
+        pytest.skip("SELinux is enabled here: the label would be applied")
+    config = default_config()
+    config["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0:c1,c2"
+    assert runtime("run", "--bundle", bundle_factory(["echo", "ran"], config), container_id).stdout == "ran\n"

@@ -1,10 +1,12 @@
 """Pseudo-terminals and handing a pty master to another process over a unix
-socket (SCM_RIGHTS), the way runc's --console-socket does."""
+socket (SCM_RIGHTS), the way runc's --console-socket does.
+
+File descriptors are packed with struct, not array: `import array` pulls in
+collections (~3 ms), and this runs on the container start-up path."""
 
 from __future__ import annotations
 
 import _socket
-import array
 import fcntl
 import os
 import struct
@@ -55,7 +57,7 @@ def send_console_fd_on(sock_fd: int, master: int, name: str) -> None:
     """Send `master` over an already connected unix socket: payload `name`, fd in SCM_RIGHTS."""
     sock = _socket.socket(fileno=os.dup(sock_fd))
     try:
-        sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [master]))])
+        sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))])
     finally:
         sock.close()
 
@@ -72,11 +74,8 @@ def send_console_fd(socket_path: str, master: int, name: str) -> None:
 
 def recv_console_fd(sock) -> tuple[int, str]:
     """Receive (fd, name) sent by send_console_fd; `sock` is a connected socket object."""
-    fds = array.array("i")
-    message, ancillary, _, _ = sock.recvmsg(4096, _socket.CMSG_SPACE(fds.itemsize))
+    message, ancillary, _, _ = sock.recvmsg(4096, _socket.CMSG_SPACE(4))
     for level, kind, data in ancillary:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-    if not fds:
-        raise OSError(71, "console socket: no file descriptor received")
-    return fds[0], message.decode(errors="replace")
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+            return struct.unpack("i", data[:4])[0], message.decode(errors="replace")
+    raise OSError(71, "console socket: no file descriptor received")

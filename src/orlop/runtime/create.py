@@ -87,8 +87,12 @@ def _validate_security(spec: dict) -> None:
     """What oci.validate leaves to the kernel-facing tables: capability names, seccomp."""
     from orlop.linux import caps
 
-    process = spec.get("process") or {}
-    for kind, names in (process.get("capabilities") or {}).items():
+    process_spec = spec.get("process") or {}
+    try:
+        process.check_lsm(process_spec)
+    except OSError as e:
+        raise ConfigError("process.apparmorProfile", e.strerror) from None
+    for kind, names in (process_spec.get("capabilities") or {}).items():
         for i, name in enumerate(names):
             try:
                 caps.parse_caps([name])

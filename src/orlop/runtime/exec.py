@@ -68,6 +68,7 @@ def exec_process(state: ContainerState, spec: dict, *, console_fd: int | None, p
     current = container.status(state)
     if current not in (container.RUNNING, container.CREATED):
         raise InvalidState(f"cannot exec in a {current} container")
+    process.check_lsm(spec)
     profile = (state.config.get("linux") or {}).get("seccomp")
     seccomp_plan = None
     if profile:
@@ -140,6 +141,7 @@ def _child(state: ContainerState, spec: dict, sock, console_fd: int | None, pres
         process.chdir_cwd(spec, create=False)
         env = spec.get("env") or []
         executable = process.find_executable(spec["args"][0], env)
+        process.apply_lsm(spec)
         if seccomp_plan and not seccomp_plan.early:
             sync.send(sock, sync.READY)
             seccomp_plan.install(state.oci_state("running"))

@@ -167,6 +167,7 @@ def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
     ctx.sock.close()
     _wait_for_start(ctx.fifo_fd)
     hooks.run_hooks(spec, "startContainer", ctx.state)
+    process.apply_lsm(proc_spec)
     if ctx.seccomp and not ctx.seccomp.early:
         ctx.seccomp.install(ctx.state)
     os.execve(executable, proc_spec["args"], process.env_dict(env, (proc_spec.get("user") or {}).get("uid", 0)))
@@ -178,6 +179,8 @@ def preload_modules(spec: dict, proc_spec: dict) -> None:
     if proc_spec.get("terminal"):
         import orlop.linux.pty  # noqa: F401
     if (spec.get("linux") or {}).get("seccomp"):
+        import struct  # noqa: F401 - for the notify fd
+
         import orlop.linux.seccomp  # noqa: F401
     if hooks.has_hooks(spec, "startContainer"):
         import subprocess  # noqa: F401

@@ -158,7 +158,7 @@ class SeccompPlan:
 def _send_notify_fd(listener_fd: int, notify_fd: int, metadata: str, state: dict) -> None:
     """Hand the seccomp notify fd to the listener, in the runtime-spec's seccomp state shape."""
     import _socket
-    import array
+    import struct
 
     from orlop import fastjson
 
@@ -167,7 +167,41 @@ def _send_notify_fd(listener_fd: int, notify_fd: int, metadata: str, state: dict
     sock = _socket.socket(fileno=listener_fd)
     try:
         sock.sendmsg([fastjson.dumps(message).encode()],
-                     [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [notify_fd]))])
+                     [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", notify_fd))])
     finally:
         sock.close()
         os.close(notify_fd)
+
+
+def apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def selinux_enabled() -> bool:
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def check_lsm(process_spec: dict) -> None:
+    """At create time: an AppArmor profile on a host without AppArmor is refused (the
+    confinement asked for cannot be given); an SELinux label on a host without SELinux
+    is ignored, as runc does (engines set one on every container of an SELinux host)."""
+    profile = process_spec.get("apparmorProfile")
+    if profile and not apparmor_enabled():
+        raise OSError(95, f"process.apparmorProfile {profile!r}: AppArmor is not enabled on this host")
+
+
+def apply_lsm(process_spec: dict) -> None:
+    """Ask the kernel to switch to the AppArmor profile / SELinux label at the next execve."""
+    profile = process_spec.get("apparmorProfile")
+    if profile:
+        path = "/proc/self/attr/apparmor/exec"
+        with open(path if os.path.exists(path) else "/proc/self/attr/exec", "w") as f:
+            f.write(f"exec {profile}")
+    label = process_spec.get("selinuxLabel")
+    if label and selinux_enabled():
+        with open("/proc/self/attr/exec", "w") as f:
+            f.write(label)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 from busybox_bundle import default_config
 from conftest import needs_root
+from seccomp_profiles import DOCKER_DEFAULT_CAPS, DOCKER_PROFILE, docker_default_profile
+
+CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 pytestmark = needs_root
 
 PROBE = ("id; hostname; ulimit -a; umask; pwd; echo pid=$$; "
-         "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; "
+         "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; cat /proc/self/uid_map /proc/self/gid_map; "
+         "probe unshare keyctl mount chown; "
          "cat /proc/self/mountinfo; ls -l /dev | awk '{print $1, $3, $4, $5, $6, $NF}'; "
          "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null; "
          "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max 2>/dev/null; env | sort")
@@ -44,7 +49,22 @@ def scenarios():
     readonly = default_config()
     readonly["root"] = {"path": "rootfs", "readonly": True}
     readonly["process"]["cwd"] = "/tmp"
-    return {"default": plain, "limits": limited, "user": user, "readonly": readonly}
+    docker_like = default_config()
+    caps = list(DOCKER_DEFAULT_CAPS)
+    docker_like["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+    docker_like["process"]["noNewPrivileges"] = False
+    docker_like["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [1000]}
+    if os.path.exists(DOCKER_PROFILE):
+        docker_like["linux"]["seccomp"] = docker_default_profile()
+    ambient = default_config()
+    ambient["process"]["user"] = {"uid": 1000, "gid": 1000}
+    ambient["process"]["capabilities"] = {k: ["CAP_NET_BIND_SERVICE", "CAP_CHOWN"] for k in CAP_SETS}
+    userns = default_config()
+    userns["linux"]["namespaces"].append({"type": "user"})
+    userns["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    userns["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    return {"default": plain, "limits": limited, "user": user, "readonly": readonly, "docker-like": docker_like,
+            "ambient": ambient, "userns": userns}
 
 
 @pytest.mark.parametrize("name", list(scenarios()))

@@ -12,7 +12,28 @@ import time
 
 
 class CgroupError(OSError):
-    """A cgroupfs operation failed; the message names the file and the value."""
+    """A cgroupfs operation failed; the message names the file and the value.
+
+    Like OSError itself, CgroupError(EACCES, ...) is a PermissionError and
+    CgroupError(ENOENT, ...) a FileNotFoundError, so callers can catch those.
+    """
+
+    def __new__(cls, *args: object) -> CgroupError:
+        if cls is CgroupError and args and isinstance(args[0], int):
+            cls = _BY_ERRNO.get(args[0], cls)
+        return super().__new__(cls, *args)
+
+
+class CgroupPermissionError(CgroupError, PermissionError):
+    pass
+
+
+class CgroupNotFoundError(CgroupError, FileNotFoundError):
+    pass
+
+
+_BY_ERRNO = {errno.EACCES: CgroupPermissionError, errno.EPERM: CgroupPermissionError,
+             errno.ENOENT: CgroupNotFoundError}
 
 
 class InvalidResource(CgroupError, ValueError):
@@ -21,8 +42,8 @@ class InvalidResource(CgroupError, ValueError):
     Both an OSError (the runtime reports those as one line) and a ValueError.
     """
 
-    def __init__(self, message: str, code: int = errno.EINVAL) -> None:
-        super().__init__(code, message)
+    def __new__(cls, message: str, code: int = errno.EINVAL) -> InvalidResource:
+        return super().__new__(cls, code, message)
 
 
 # --- cgroupfs files -----------------------------------------------------------------

@@ -41,7 +41,7 @@ class DeviceRule:
         kind = "b" if self.type == BLOCK else "c"
         major = "*" if self.major == ANY else str(self.major)
         minor = "*" if self.minor == ANY else str(self.minor)
-        return f"{kind} {major}:{minor} {''.join(c for c, bit in _ACCESS.items() if self.access & bit)}"
+        return f"{kind} {major}:{minor} {''.join(c for c in 'rwm' if self.access & _ACCESS[c])}"
 
     def __repr__(self) -> str:
         return f"<{'allow' if self.allow else 'deny'} {self.v1_value()}>"

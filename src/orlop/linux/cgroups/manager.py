@@ -127,3 +127,46 @@ class CgroupManager:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.paths}>"
+
+
+class NoCgroup(CgroupManager):
+    """A container without a cgroup: what an unprivileged (rootless) user gets when no
+    cgroup was delegated to it and the config asks for no limits (runc's rootless mode).
+    Its empty `paths` are saved, so later commands never load a manager for it."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    def create(self) -> None:
+        pass
+
+    def apply(self, resources: dict) -> None:
+        pass
+
+    def add_pid(self, pid: int) -> None:
+        pass
+
+    def join_current_thread(self) -> None:
+        pass
+
+    def pids(self) -> list[int]:
+        return []
+
+    def can_freeze(self) -> bool:
+        return False
+
+    def freeze(self) -> None:
+        raise CgroupError(errno.EOPNOTSUPP, "cannot pause a container that has no cgroup")
+
+    thaw = freeze
+
+    def is_frozen(self) -> bool:
+        return False
+
+    def stats(self) -> dict:
+        return {"memory": {}, "cpu": {}, "pids": {}}
+
+    def oom_kill_count(self) -> int:
+        return 0

@@ -26,39 +26,9 @@ class CgroupManager:
     def __init__(self, paths: dict[str, str]) -> None:
         self.paths = paths
 
-    # -- implemented by V1Manager / V2Manager ------------------------------------------
-    def create(self) -> None:
-        raise NotImplementedError
-
-    def apply(self, resources: dict) -> None:
-        raise NotImplementedError
-
-    def add_pid(self, pid: int) -> None:
-        raise NotImplementedError
-
-    def join_current_thread(self) -> None:
-        raise NotImplementedError
-
-    def pids(self) -> list[int]:
-        raise NotImplementedError
-
-    def freeze(self) -> None:
-        raise NotImplementedError
-
-    def thaw(self) -> None:
-        raise NotImplementedError
-
-    def is_frozen(self) -> bool:
-        raise NotImplementedError
-
-    def can_freeze(self) -> bool:
-        raise NotImplementedError
-
-    def stats(self) -> dict:
-        raise NotImplementedError
-
-    def oom_kill_count(self) -> int:
-        raise NotImplementedError
+    # V1Manager and V2Manager provide the version-specific half of the interface:
+    # create(), apply(resources), add_pid(pid), join_current_thread(), pids(), freeze(),
+    # thaw(), is_frozen(), can_freeze(), stats(), oom_kill_count().
 
     # -- shared --------------------------------------------------------------------------
     @property

@@ -88,3 +88,15 @@ def test_go_style_flags():
     assert _go_style(["-root=/r", "run"], longs) == ["--root=/r", "run"]
     # After the first positional argument nothing is rewritten (it is the container's command).
     assert _go_style(["id", "-bundle"], longs) == ["id", "-bundle"]
+
+
+def test_sync_reads_the_last_words_of_a_child_that_left_a_message_unread():
+    from orlop.runtime import sync
+
+    parent, child = sync.channel()
+    sync.send(parent, sync.JOINED)          # never read by the child...
+    sync.send(child, sync.ERROR, message="mount failed")
+    child.close()                           # ...which exits: the kernel flags ECONNRESET first
+    with pytest.raises(sync.InitError, match="mount failed"):
+        sync.expect(parent, sync.READY)
+    parent.close()

@@ -65,7 +65,15 @@ def send(sock: _socket.socket, kind: str, **fields) -> None:
 
 def recv(sock: _socket.socket) -> dict | None:
     """The next message, or None at EOF (the other side exited or exec'd)."""
-    raw = sock.recv(65536)
+    try:
+        raw = sock.recv(65536)
+    except ConnectionResetError:
+        # The child exited before reading what we sent it; the kernel reports that once,
+        # ahead of the messages the child sent before exiting (its error): read on.
+        try:
+            raw = sock.recv(65536)
+        except ConnectionResetError:
+            raw = b""
     return fastjson.loads(raw) if raw else None
 
 

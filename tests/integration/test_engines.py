@@ -83,9 +83,18 @@ def test_podman_run(podman):
 
 
 def test_podman_run_it(podman):
-    done = run(["script", "-qec", " ".join([*podman, "run", "--rm", "-it", "--network", "none", *ULIMITS, IMAGE,
-                                            "sh", "-c", "'tty; echo it-ok'"]), "/dev/null"])
-    assert "/dev/pts/" in done.stdout and "it-ok" in done.stdout
+    # `script` gives podman a terminal. Its stdin stays open while the container runs: at EOF
+    # podman may end the attach before the output arrives (it does so with runc too).
+    command = " ".join([*podman, "run", "--rm", "-it", "--network", "none", *ULIMITS, IMAGE,
+                        "sh", "-c", "'tty; echo it-ok'"])
+    proc = subprocess.Popen(["script", "-qec", command, "/dev/null"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        proc.stdin.close()
+    out = proc.stdout.read()
+    assert "/dev/pts/" in out and "it-ok" in out
 
 
 def test_podman_exec_and_stop(podman):

@@ -1,0 +1,146 @@
+"""Pull: resolve a reference to this platform's manifest and fetch what is missing.
+
+Everything lands in the content store first (manifests, config, layers, each
+verified against its digest); only then does the name point at it in the image
+store. A pull killed half-way leaves committed blobs (reused by the next pull)
+and resumable ingests, never a name pointing at missing content.
+
+Progress is reported as events shaped like Docker's JSON progress stream
+({"status": ..., "id": <short digest>, "progressDetail": {...}}), so the CLI can
+draw bars and the daemon can forward them unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+
+from orlop.images.reference import Reference
+
+from orlop.images.content import ContentStore
+from orlop.images.registry import RegistryClient, docker_credentials
+from orlop.images.store import ImageRecord, ImageStore
+
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+Progress = Callable[[dict], None]
+
+# Concurrent pulls in this process share one download per blob.
+_in_flight: dict[str, asyncio.Future] = {}
+
+
+def host_platform() -> dict[str, str]:
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+    platform = {"os": "linux", "architecture": arch}
+    if arch == "arm64":
+        platform["variant"] = "v8"
+    return platform
+
+
+def parse_platform(text: str) -> dict[str, str]:
+    """"linux/arm64/v8" -> {"os": "linux", "architecture": "arm64", "variant": "v8"}."""
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ValueError(f"invalid platform {text!r}: expected os/arch[/variant], e.g. linux/amd64")
+    platform = {"os": parts[0], "architecture": parts[1]}
+    if len(parts) == 3:
+        platform["variant"] = parts[2]
+    return platform
+
+
+def select_manifest(index: dict, platform: dict[str, str]) -> dict:
+    """The index entry for `platform` (a variant is matched only when asked for)."""
+    for entry in index.get("manifests") or []:
+        p = entry.get("platform") or {}
+        if p.get("os") == platform["os"] and p.get("architecture") == platform["architecture"] and (
+                "variant" not in platform or p.get("variant", platform["variant"]) == platform["variant"]):
+            return entry
+    offered = ", ".join("/".join(filter(None, (e.get("platform", {}).get("os"), e.get("platform", {}).get("architecture"),
+                                               e.get("platform", {}).get("variant"))))
+                        for e in index.get("manifests") or [])
+    wanted = "/".join(filter(None, (platform["os"], platform["architecture"], platform.get("variant"))))
+    raise LookupError(f"no matching manifest for {wanted} in the manifest list entries (offered: {offered})")
+
+
+def _familiar_repository(ref: Reference) -> str:
+    """"library/busybox" as Docker prints it in "Pulling from ..."."""
+    familiar = ref.familiar.split("@", 1)[0]
+    if ref.tag and familiar.endswith(":" + ref.tag):
+        familiar = familiar[:-len(ref.tag) - 1]
+    return familiar
+
+
+def short_id(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, platform: dict | None = None,
+               credentials: tuple[str, str] | None = None, insecure_hosts: frozenset[str] = frozenset(),
+               progress: Progress | None = None, concurrency: int = 3) -> ImageRecord:
+    emit = progress or (lambda event: None)
+    platform = platform or host_platform()
+    repo = ref.path
+    credentials = credentials or docker_credentials(ref.domain)
+    async with RegistryClient(ref.domain, credentials=credentials, insecure_hosts=insecure_hosts) as client:
+        emit({"status": f"Pulling from {_familiar_repository(ref)}", "id": ref.tag or ref.digest})
+        media_type, body, target = await client.get_manifest(repo, ref.digest or ref.tag)
+        content.put(body, target)
+        manifest_digest = target
+        if media_type in INDEX_TYPES:
+            entry = select_manifest(json.loads(body), platform)
+            manifest_digest = entry["digest"]
+            if not content.exists(manifest_digest):
+                _, body, _ = await client.get_manifest(repo, manifest_digest)
+                content.put(body, manifest_digest)
+            body = content.read(manifest_digest)
+        manifest = json.loads(body)
+        config = manifest["config"]
+        if not content.exists(config["digest"]):
+            with content.writer(f"config-{config['digest']}", config["digest"], config["size"]) as writer:
+                if not writer.committed:
+                    await client.fetch_blob(repo, config["digest"], writer)
+        semaphore = asyncio.Semaphore(concurrency)
+        await asyncio.gather(*(_fetch_layer(client, repo, layer, content, semaphore, emit)
+                               for layer in manifest["layers"]))
+    record = ImageRecord(str(ref), target, manifest_digest, config["digest"])
+    images.put(record)
+    emit({"status": f"Digest: {target}"})
+    emit({"status": f"Status: Downloaded newer image for {ref.familiar}"})
+    return record
+
+
+async def _fetch_layer(client: RegistryClient, repo: str, layer: dict, content: ContentStore,
+                       semaphore: asyncio.Semaphore, emit: Progress) -> None:
+    digest, size, layer_id = layer["digest"], layer.get("size"), short_id(layer["digest"])
+    if content.exists(digest):
+        emit({"status": "Already exists", "id": layer_id})
+        return
+    shared = _in_flight.get(digest)
+    if shared is not None:
+        await shared
+        emit({"status": "Already exists", "id": layer_id})
+        return
+    future = asyncio.get_running_loop().create_future()
+    _in_flight[digest] = future
+    try:
+        emit({"status": "Pulling fs layer", "id": layer_id})
+        async with semaphore:
+            def report(current: int) -> None:
+                emit({"status": "Downloading", "id": layer_id,
+                      "progressDetail": {"current": current, "total": size}})
+
+            # The blocking file lock of the writer waits for another process pulling this layer.
+            with content.writer(f"layer-{digest}", digest, size) as writer:
+                if not writer.committed:
+                    await client.fetch_blob(repo, digest, writer, report)
+        emit({"status": "Download complete", "id": layer_id})
+        future.set_result(None)
+    except BaseException as e:
+        future.set_exception(e)
+        future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
+        raise
+    finally:
+        del _in_flight[digest]

@@ -1,0 +1,69 @@
+"""The image store: which names point at which manifests, kept in one JSON file
+written atomically (temp, fsync, rename), beside the content store holding the
+blobs themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+class ImageNotFound(LookupError):
+    pass
+
+
+class ImageRecord:
+    __slots__ = ("name", "target", "manifest", "config", "created")
+
+    def __init__(self, name: str, target: str, manifest: str, config: str, created: float | None = None) -> None:
+        self.name = name          # normalised reference, e.g. docker.io/library/busybox:latest
+        self.target = target      # digest the name resolved to (an index or a manifest)
+        self.manifest = manifest  # the platform's image manifest
+        self.config = config      # its config blob: the image ID
+        self.created = created or time.time()
+
+    def to_json(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__ if name != "name"}
+
+
+class ImageStore:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.path = os.path.join(root, "images.json")
+        os.makedirs(root, 0o700, exist_ok=True)
+
+    def _load(self) -> dict:
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def _save(self, images: dict) -> None:
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(images, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, self.path)
+
+    def put(self, record: ImageRecord) -> None:
+        images = self._load()
+        images[record.name] = record.to_json()
+        self._save(images)
+
+    def get(self, name: str) -> ImageRecord:
+        entry = self._load().get(name)
+        if entry is None:
+            raise ImageNotFound(f"No such image: {name}")
+        return ImageRecord(name, **entry)
+
+    def list(self) -> list[ImageRecord]:
+        return [ImageRecord(name, **entry) for name, entry in sorted(self._load().items())]
+
+    def remove(self, name: str) -> None:
+        images = self._load()
+        if images.pop(name, None) is None:
+            raise ImageNotFound(f"No such image: {name}")
+        self._save(images)

@@ -9,7 +9,9 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import stat
+import subprocess
 import tarfile
 
 import pytest
@@ -290,3 +292,22 @@ def test_max_size_is_configurable(tmp_path):
     with pytest.raises(HostileLayer, match="'big': size 1000 exceeds the limit of 999 bytes"):
         unpack(tmp_path, make_tar(entry("big", data=b"x" * 1000)), max_size=999)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not shutil.which("tar"), reason="needs GNU tar to write a sparse archive")
+@pytest.mark.parametrize("fmt", ["gnu", "posix"])
+def test_sparse_files_from_gnu_tar(tmp_path, fmt):
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "sparse", "wb") as f:
+        f.write(b"head")
+        f.seek(5 << 20)
+        f.write(b"tail")
+        f.truncate(8 << 20)
+    blob = subprocess.run(["tar", "-c", "--sparse", f"--format={fmt}", "-C", str(src), "sparse"],
+                          check=True, capture_output=True).stdout
+    dest, stats = unpack(tmp_path, blob)
+    data = (dest / "sparse").read_bytes()
+    assert len(data) == 8 << 20 and data[:4] == b"head" and data[5 << 20:(5 << 20) + 4] == b"tail"
+    assert data.count(0) == (8 << 20) - 8
+    assert stats.diff_id == "sha256:" + hashlib.sha256(blob).hexdigest()

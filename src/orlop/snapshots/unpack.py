@@ -132,23 +132,59 @@ class _TarBytes:
             self._chunks = iter(lambda: raw.read(_CHUNK), b"")
         self._hash = hashlib.sha256()
         self._pending = b""
+        self._offset = 0
+        self._base = 0          # stream offset of _pending[0]
         self.size = 0
 
+    # tarfile reads headers through read()/tell()/seek() as from a file; the data of
+    # regular files goes out through read_view() without being copied
+
+    def _fill(self) -> bool:
+        if self._offset < len(self._pending):
+            return True
+        self._base += len(self._pending)
+        self._pending = next(self._chunks, b"")
+        self._offset = 0
+        self._hash.update(self._pending)
+        self.size += len(self._pending)
+        return bool(self._pending)
+
+    def read_view(self, n: int) -> memoryview:
+        """Up to n bytes from the current chunk, uncopied; empty at the end of the stream."""
+        if not self._fill():
+            return memoryview(b"")
+        start = self._offset
+        self._offset = min(start + n, len(self._pending))
+        return memoryview(self._pending)[start:self._offset]
+
     def read(self, n: int = -1) -> bytes:
-        data = self._pending
-        if not data:
-            data = next(self._chunks, b"")
-            self._hash.update(data)
-            self.size += len(data)
-        if 0 <= n < len(data):
-            data, self._pending = data[:n], data[n:]
-        else:
-            self._pending = b""
-        return data
+        if n < 0:
+            n = 1 << 62
+        if self._fill() and self._offset + n <= len(self._pending):
+            start = self._offset
+            self._offset += n
+            return self._pending[start:self._offset]
+        parts = []
+        while n > 0 and (view := self.read_view(n)):
+            parts.append(view)
+            n -= len(view)
+        return b"".join(parts)
+
+    def tell(self) -> int:
+        return self._base + self._offset
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or pos < self.tell():
+            raise OSError(f"layer stream can only move forward (to {pos} from {self.tell()})")
+        skip = pos - self.tell()
+        while skip > 0 and (view := self.read_view(skip)):
+            skip -= len(view)
+        return self.tell()
 
     def drain(self) -> None:
         """Hash what follows the end-of-archive blocks (tar's record padding)."""
-        self._pending = b""
+        self._base += len(self._pending)
+        self._pending, self._offset = b"", 0
         for data in self._chunks:
             self._hash.update(data)
             self.size += len(data)
@@ -283,8 +319,9 @@ class _Applier:
 
     def apply(self, source: _TarBytes) -> int:
         try:
-            tf = tarfile.open(fileobj=source, mode="r|", bufsize=_CHUNK, encoding="utf-8",
-                              errors="surrogateescape")
+            # mode "r" over the forward-only stream: tarfile only seeks forward when reading
+            # members in order, and this skips the copying of its "r|" stream buffer
+            tf = tarfile.TarFile(fileobj=source, mode="r", encoding="utf-8", errors="surrogateescape")
         except tarfile.TarError as e:
             raise LayerError(f"layer is not a tar stream: {e}") from None
         count = 0
@@ -353,14 +390,20 @@ class _Applier:
             self._remove(pfd, name, ti.name)
             fd = os.open(name, _O_NEWFILE, 0o600, dir_fd=pfd)
         try:
-            if ti.size:
-                src = tf.extractfile(ti)
-                while data := src.read(_CHUNK):
-                    view = memoryview(data)
+            if ti.issparse():
+                _copy(tf.extractfile(ti), fd, ti.size)
+                os.ftruncate(fd, ti.size)
+            elif ti.size:
+                source = tf.fileobj
+                source.seek(ti.offset_data)
+                size = ti.size
+                while size > 0:
+                    view = source.read_view(min(size, _CHUNK))
+                    if not view:
+                        raise LayerError("tar stream ends inside a file's data: the layer is truncated")
+                    size -= len(view)
                     while view:
                         view = view[os.write(fd, view):]
-                if ti.issparse():
-                    os.ftruncate(fd, ti.size)
             self._chown(ti, lambda: os.fchown(fd, ti.uid, ti.gid))
             os.fchmod(fd, ti.mode & 0o7777)
             for key, value in _xattrs(ti):
@@ -546,6 +589,17 @@ class _Applier:
             except (LayerError, OSError):
                 continue                    # replaced by a later entry of the layer
             os.utime(fd, ns=(ns, ns))
+
+
+def _copy(src, fd: int, size: int) -> None:
+    while size > 0:
+        data = src.read(min(size, _CHUNK))
+        if not data:
+            raise LayerError("tar stream ends inside a file's data: the layer is truncated")
+        size -= len(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _setxattr(target: int | str, key: str, value: bytes, entry: str, *, follow_symlinks: bool = True) -> None:

@@ -135,8 +135,13 @@ class RegistryClient:
         for attempt in range(2):
             response = await self._session.request(method, url, headers={**(headers or {}), **self._auth_headers(scope)},
                                                    data=data, allow_redirects=allow_redirects)
-            if response.status != 401 or attempt == 1:
+            if response.status != 401:
                 return response
+            if attempt == 1:  # refused even after answering the challenge
+                response.release()
+                raise RegistryError(401, f"{self.host}: the user name or password was refused" if self.credentials
+                                    else f"{self.host}: access denied ({scope or 'registry'}); log in with "
+                                         f"`orlop login {self.host}`", "UNAUTHORIZED")
             challenge = response.headers.get("WWW-Authenticate", "")
             response.release()
             self._tokens.pop(scope, None)

@@ -147,17 +147,35 @@ class Writer:
         self._hash = hashlib.sha256()
 
     def __enter__(self) -> Writer:
+        self.try_open(blocking=True)
+        return self
+
+    async def open_async(self) -> Writer:
+        """__enter__ for asyncio code: waits for another writer of the same ref without
+        blocking the event loop. Close with __exit__."""
+        import asyncio
+
+        while not self.try_open(blocking=False):
+            await asyncio.sleep(0.05)
+        return self
+
+    def try_open(self, blocking: bool) -> bool:
+        """Take the ref's lock (waiting for another writer, or not) and get ready to write."""
         os.makedirs(self.dir, 0o700, exist_ok=True)
-        self._lock = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)  # waits for another writer of the same ref
+        if self._lock < 0:
+            self._lock = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
         if self.expected and self.store.exists(self.expected):
             self.committed = True
-            return self
+            return True
         with open(os.path.join(self.dir, "ref"), "w") as f:
             f.write(self.ref)
         self._fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._resume()
-        return self
+        return True
 
     def _resume(self) -> None:
         """Re-hash what an earlier, interrupted write left, to continue after it."""

@@ -17,9 +17,8 @@ import json
 import os
 from collections.abc import Callable
 
-from orlop.images.reference import Reference
-
 from orlop.images.content import ContentStore
+from orlop.images.reference import Reference
 from orlop.images.registry import RegistryClient, docker_credentials
 from orlop.images.store import ImageRecord, ImageStore
 
@@ -98,12 +97,9 @@ async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, pla
             body = content.read(manifest_digest)
         manifest = json.loads(body)
         config = manifest["config"]
-        if not content.exists(config["digest"]):
-            with content.writer(f"config-{config['digest']}", config["digest"], config["size"]) as writer:
-                if not writer.committed:
-                    await client.fetch_blob(repo, config["digest"], writer)
         semaphore = asyncio.Semaphore(concurrency)
-        await asyncio.gather(*(_fetch_layer(client, repo, layer, content, semaphore, emit)
+        await _fetch_once(client, repo, config, content, semaphore, lambda event: None)
+        await asyncio.gather(*(_fetch_once(client, repo, layer, content, semaphore, emit)
                                for layer in manifest["layers"]))
     record = ImageRecord(str(ref), target, manifest_digest, config["digest"])
     images.put(record)
@@ -112,9 +108,11 @@ async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, pla
     return record
 
 
-async def _fetch_layer(client: RegistryClient, repo: str, layer: dict, content: ContentStore,
-                       semaphore: asyncio.Semaphore, emit: Progress) -> None:
-    digest, size, layer_id = layer["digest"], layer.get("size"), short_id(layer["digest"])
+async def _fetch_once(client: RegistryClient, repo: str, descriptor: dict, content: ContentStore,
+                      semaphore: asyncio.Semaphore, emit: Progress) -> None:
+    """Fetch a blob unless it is stored; pulls in this process share one download of it, and
+    pulls in other processes wait on its ingest lock."""
+    digest, size, layer_id = descriptor["digest"], descriptor.get("size"), short_id(descriptor["digest"])
     if content.exists(digest):
         emit({"status": "Already exists", "id": layer_id})
         return
@@ -132,10 +130,12 @@ async def _fetch_layer(client: RegistryClient, repo: str, layer: dict, content: 
                 emit({"status": "Downloading", "id": layer_id,
                       "progressDetail": {"current": current, "total": size}})
 
-            # The blocking file lock of the writer waits for another process pulling this layer.
-            with content.writer(f"layer-{digest}", digest, size) as writer:
+            writer = await content.writer(f"blob-{digest}", digest, size).open_async()
+            try:
                 if not writer.committed:
                     await client.fetch_blob(repo, digest, writer, report)
+            finally:
+                writer.__exit__(None, None, None)
         emit({"status": "Download complete", "id": layer_id})
         future.set_result(None)
     except BaseException as e:

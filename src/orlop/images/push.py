@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from orlop.images.reference import Reference
-
 from orlop.images.content import ContentStore
 from orlop.images.pull import Progress, short_id
+from orlop.images.reference import Reference
 from orlop.images.registry import RegistryClient, docker_credentials
 from orlop.images.store import ImageRecord
 

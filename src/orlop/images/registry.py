@@ -108,9 +108,7 @@ class RegistryClient:
         if scheme == "basic":
             if not self.credentials:
                 raise RegistryError(401, f"{self.host} requires a login (orlop login {self.host})")
-            if self._basic:
-                raise RegistryError(401, f"{self.host}: the user name or password was refused")
-            self._basic = True
+            self._basic = True  # (a refusal of the retry is reported by _request)
             return
         if scheme != "bearer" or "realm" not in params:
             raise RegistryError(401, f"{self.host}: unsupported authentication challenge {challenge!r}")

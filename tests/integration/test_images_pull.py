@@ -202,3 +202,48 @@ def test_save_for_podman_and_load_from_podman(registry, archive, tmp_path, store
     loaded = load(theirs, content, images, lambda tag: str(parse(tag)))
     assert [r.config for r in loaded] == [record.config], "the same image ID after the round trip"
     assert images.get(loaded[0].name).config == record.config
+
+
+def test_list_inspect_history_tag_remove_and_gc(registry, rootfs_template, tmp_path):
+    from orlop.images.manage import (
+        ImageInUse,
+        garbage_collect,
+        get_record,
+        history,
+        inspect,
+        list_images,
+        remove,
+        tag,
+    )
+    from orlop.images.unpack import unpack_image
+    from orlop.snapshots import OverlaySnapshotter
+
+    archive = make_docker_archive(rootfs_template, str(tmp_path / "two.tar"), "two:1",
+                                  extra_layers=[{"etc/motd": b"hi\n"}])
+    registry.push_archive(archive, "test/two:1")
+    content, images = ContentStore(str(tmp_path / "content")), ImageStore(str(tmp_path / "images"))
+    snapshotter = OverlaySnapshotter(str(tmp_path / "snapshots"))
+    record = asyncio.run(pull(parse(f"{registry.host}/test/two:1"), content, images))
+    unpack_image(record, content, snapshotter)
+
+    [listed] = list_images(images, content)
+    assert listed["Id"] == record.config and listed["RepoTags"] == [record.name]
+    details = inspect(record, images, content)
+    assert details["Config"]["Cmd"] == ["sh"] and len(details["RootFS"]["Layers"]) == 2
+    assert len(history(record, content)) == 2
+    assert get_record(images, record.config[7:19]).name == record.name, "found by short image ID"
+
+    tag(images, record.name, parse("mine/two:copy"))
+    assert {r.name for r in images.list()} == {record.name, "docker.io/mine/two:copy"}
+    with pytest.raises(ImageInUse, match="is using"):
+        remove(images, record.name, used_by=lambda image_id: ["c0ffee" * 8])
+    assert remove(images, record.name) == [f"Untagged: {record.name}"]
+
+    assert garbage_collect(images, content, grace_seconds=0, snapshotter=snapshotter)["blobs"] == [], \
+        "the other name still holds everything"
+    events = remove(images, "docker.io/mine/two:copy")
+    assert events[-1] == f"Deleted: {record.config}"
+    result = garbage_collect(images, content, grace_seconds=0, snapshotter=snapshotter)
+    assert len(result["blobs"]) == 4  # manifest, config, two layers
+    assert len(result["snapshots"]) == 2
+    assert list(content.walk()) == [] and list(snapshotter.walk()) == []

@@ -17,7 +17,7 @@ import traceback
 
 import pytest
 
-from data.seccomp.moby_profile import docker_default_profile, kernel_version
+from data.seccomp.moby_profile import DOCKER_DEFAULT, MISSING, docker_default_profile, kernel_version
 from orlop.linux import seccomp
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_SYS_ADMIN to load a filter, unshare)")
@@ -216,6 +216,13 @@ def private_mount_namespace() -> None:
 
 
 @pytest.fixture
+def docker_profile() -> dict:
+    if not os.path.exists(DOCKER_DEFAULT):
+        pytest.skip(MISSING)
+    return docker_default_profile()
+
+
+@pytest.fixture
 def busybox() -> str:
     if not os.access(BUSYBOX, os.X_OK):
         pytest.skip("needs /bin/busybox (apt-get install busybox-static)")
@@ -223,13 +230,12 @@ def busybox() -> str:
 
 
 @x86_64_only
-def test_docker_default_profile(tmp_path, busybox):
+def test_docker_default_profile(tmp_path, docker_profile, busybox):
     """Docker's default profile (default capabilities, this machine's arch) refuses unshare,
     mount and keyctl with EPERM, answers ENOSYS to a call newer than it knows (fchmodat2:
     libc then falls back), and a shell exec'd under it runs and forks."""
     (tmp_path / "mnt").mkdir()
-    profile = docker_default_profile()
-    cache = str(tmp_path / "cache")
+    profile, cache = docker_profile, str(tmp_path / "cache")
 
     def body(write_fd):
         private_mount_namespace()
@@ -260,9 +266,8 @@ def test_same_calls_without_a_filter(tmp_path):
                                   "getpid": "ok"}
 
 
-def test_a_warm_cache_is_used_by_the_next_container(tmp_path, monkeypatch):
-    profile = docker_default_profile()
-    cache = str(tmp_path)
+def test_a_warm_cache_is_used_by_the_next_container(tmp_path, docker_profile, monkeypatch):
+    profile, cache = docker_profile, str(tmp_path)
     seccomp.compiled(profile, cache)
     monkeypatch.setattr(seccomp, "_compile", None)  # would fail if called
 

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from data.seccomp.moby_profile import docker_default_profile
+from data.seccomp.moby_profile import DOCKER_DEFAULT, MISSING, docker_default_profile
 from orlop.linux import seccomp
 
 # AUDIT_ARCH_* values, x86_64 syscall numbers and <seccomp.h> return values.
@@ -62,6 +62,8 @@ def rule(names: list[str], action: str = "SCMP_ACT_ERRNO", **fields) -> dict:
 
 @pytest.fixture(scope="module")
 def docker_profile() -> dict:
+    if not os.path.exists(DOCKER_DEFAULT):
+        pytest.skip(MISSING)
     return docker_default_profile(arch="amd64", kernel=(6, 1))
 
 

@@ -1,34 +1,55 @@
-"""`orlop-runtime features`: what this runtime supports, in the runtime-spec
-features.md shape that engines read to decide what they may ask for."""
+"""`orlop-runtime features`: what this runtime implements, in the shape of the
+runtime-spec's features.md (1.2), which engines read to decide what they may ask
+for. Built from the tables validate() checks against, so the two cannot drift."""
 
 from __future__ import annotations
 
-from orlop.oci.runtime_spec import HOOK_KINDS, MOUNT_FLAGS, NAMESPACE_FLAGS, PROPAGATION_FLAGS
+from .runtime_spec import (
+    CAPABILITIES,
+    HOOK_KINDS,
+    IDMAP_SUPPORTED,
+    MOUNT_ATTRS,
+    MOUNT_EXTENSIONS,
+    MOUNT_FLAGS,
+    NAMESPACE_FLAGS,
+    PROPAGATION_FLAGS,
+    SECCOMP_ACTIONS,
+    SECCOMP_ARCHS,
+    SECCOMP_KNOWN_FLAGS,
+    SECCOMP_OPERATORS,
+    SECCOMP_SUPPORTED_FLAGS,
+)
 
-SECCOMP_ACTIONS = ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                   "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"]
-SECCOMP_OPERATORS = ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
-                     "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"]
-SECCOMP_ARCHES = ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"]
-SECCOMP_FLAGS = ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"]
+# What the runtime does, whatever this host has (the spec's rule for these fields).
+CGROUP = {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+APPARMOR = True   # runtime.process.apply_lsm switches to process.apparmorProfile at execve
+SELINUX = False   # the process label is applied, but linux.mountLabel is not: not full support
 
 
 def features(version: str, capabilities: list[str] | None = None) -> dict:
+    """The features document; `version` is orlop's (this package may not import orlop),
+    `capabilities` the names known, in kernel order (default: CAPABILITIES)."""
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": list(HOOK_KINDS),
-        "mountOptions": sorted([*MOUNT_FLAGS, *PROPAGATION_FLAGS]),
+        "mountOptions": sorted([*MOUNT_FLAGS, *PROPAGATION_FLAGS, *MOUNT_ATTRS, *MOUNT_EXTENSIONS]),
         "linux": {
             "namespaces": sorted(NAMESPACE_FLAGS),
-            "capabilities": capabilities or [],
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": False},
-            "seccomp": {"enabled": True, "actions": SECCOMP_ACTIONS, "operators": SECCOMP_OPERATORS,
-                        "archs": SECCOMP_ARCHES, "knownFlags": SECCOMP_FLAGS, "supportedFlags": SECCOMP_FLAGS},
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            "capabilities": list(capabilities) if capabilities else sorted(CAPABILITIES, key=CAPABILITIES.get),
+            "cgroup": dict(CGROUP),
+            "seccomp": {
+                "enabled": True,
+                "actions": list(SECCOMP_ACTIONS),
+                "operators": list(SECCOMP_OPERATORS),
+                "archs": list(SECCOMP_ARCHS),
+                "knownFlags": list(SECCOMP_KNOWN_FLAGS),
+                "supportedFlags": list(SECCOMP_SUPPORTED_FLAGS),
+            },
+            "apparmor": {"enabled": APPARMOR},
+            "selinux": {"enabled": SELINUX},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": IDMAP_SUPPORTED}},
         },
-        "annotations": {"io.github.orlop.runtime.version": version},
+        "annotations": {"io.github.orlop.version": version},
     }

@@ -105,7 +105,7 @@ def _validate_security(spec: dict) -> None:
         try:
             seccomp.validate(seccomp_profile)
         except ValueError as e:
-            raise ConfigError("linux.seccomp", str(e)) from None
+            raise RuntimeFailure(f"config.json: {e}") from None  # the message names the field
 
 
 def create(root: str, container_id: str, bundle: str, options: CreateOptions) -> ContainerState:

@@ -258,3 +258,10 @@ def test_user_namespace_with_mappings(runtime, bundle_factory, container_id, tmp
 
         time.sleep(0.05)
     assert out[:5] == ["0", "0", "100000", "65536", "1"]
+
+
+def test_rlimit_python_does_not_name(runtime, bundle_factory, container_id):
+    config = default_config()
+    config["process"]["rlimits"] = [{"type": "RLIMIT_LOCKS", "soft": 77, "hard": 77}]
+    out = run_out(runtime, bundle_factory, container_id, "grep 'file locks' /proc/self/limits", config)
+    assert out.split()[-3:-1] == ["77", "77"]

@@ -140,12 +140,13 @@ def _setup_and_exec(ctx: InitContext, in_namespaces: bool) -> None:
     fs.pivot(ctx.no_pivot)
     fs.rootfs = ""  # from here on the container's / is the root
 
-    if spec.get("hostname") and ctx.is_new("uts"):
+    if spec.get("hostname") and "uts" in ctx.namespaces:  # new, or joined (a pod's) as runc does
         sc.sethostname(spec["hostname"])
-    if spec.get("domainname") and ctx.is_new("uts"):
+    if spec.get("domainname") and "uts" in ctx.namespaces:
         sc.setdomainname(spec["domainname"])
     for key, value in ((spec.get("linux") or {}).get("sysctl") or {}).items():
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        # "net.ipv4.ip_forward", or with slashes when a component holds a dot (eth0.100)
+        with open("/proc/sys/" + (key if "/" in key else key.replace(".", "/")), "w") as f:
             f.write(value)
     if proc_spec.get("terminal"):
         _setup_terminal(ctx, fs)

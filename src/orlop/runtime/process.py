@@ -10,6 +10,7 @@ import resource
 
 from orlop.linux import caps
 from orlop.linux import syscalls as sc
+from orlop.oci.runtime_spec import RLIMITS
 
 _RLIM_INFINITY_OCI = 2**64 - 1
 
@@ -20,7 +21,7 @@ def apply_rlimits(process: dict) -> None:
         soft, hard = (resource.RLIM_INFINITY if v >= _RLIM_INFINITY_OCI else v
                       for v in (limit["soft"], limit["hard"]))
         try:
-            resource.setrlimit(getattr(resource, kind), (soft, hard))
+            resource.setrlimit(RLIMITS[kind], (soft, hard))  # by number: Python lacks RLIMIT_LOCKS
         except (ValueError, OSError) as e:
             raise OSError(getattr(e, "errno", 1) or 1,
                           f"setrlimit {kind} soft={limit['soft']} hard={limit['hard']}: {e}") from None

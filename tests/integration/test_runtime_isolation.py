@@ -265,3 +265,13 @@ def test_rlimit_python_does_not_name(runtime, bundle_factory, container_id):
     config["process"]["rlimits"] = [{"type": "RLIMIT_LOCKS", "soft": 77, "hard": 77}]
     out = run_out(runtime, bundle_factory, container_id, "grep 'file locks' /proc/self/limits", config)
     assert out.split()[-3:-1] == ["77", "77"]
+
+
+def test_tmpfs_tmpcopyup_starts_with_the_image_content(runtime, bundle_factory, container_id):
+    config = default_config()
+    config["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                             "options": ["nosuid", "tmpcopyup", "mode=755"]})
+    out = run_out(runtime, bundle_factory, container_id,
+                  "grep ' /etc ' /proc/self/mountinfo | grep -c tmpfs; head -1 /etc/passwd; "
+                  "stat -c %a /etc; echo new > /etc/x && cat /etc/x", config)
+    assert out.splitlines() == ["1", "root:x:0:0:root:/root:/bin/sh", "755", "new"]

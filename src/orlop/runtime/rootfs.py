@@ -169,12 +169,33 @@ class RootfsBuilder:
             # A sysfs instance belongs to a network namespace; with the host's network the
             # kernel refuses a new one, so show the host's (read-only unless asked otherwise).
             self._bind("/sys", target, flags | sc.MS_BIND | sc.MS_REC)
+        elif fstype == "tmpfs" and "tmpcopyup" in (m.get("options") or []):
+            self._tmpfs_copyup(source, target, flags, data)
         else:
             _ensure(self.rootfs, target, directory=True)
             with _Pinned(target) as pinned:
                 sc.mount(source, pinned.proc, fstype, flags, data or None)
         if propagation:
             sc.mount(None, target, None, propagation)
+
+    def _tmpfs_copyup(self, source: str, target: str, flags: int, data: str) -> None:
+        """tmpfs that starts with what the image has at that path (podman asks for this for
+        its tmpfs mounts): mounted aside, filled, then moved over the directory."""
+        import shutil
+        import tempfile
+
+        _ensure(self.rootfs, target, directory=True)
+        staging = tempfile.mkdtemp(prefix=".orlop-tmpcopyup-", dir=os.path.dirname(target))
+        try:
+            sc.mount(source, staging, "tmpfs", flags & ~sc.MS_RDONLY, data or None)
+            shutil.copytree(target, staging, symlinks=True, dirs_exist_ok=True, copy_function=_copy_with_owner)
+            _copy_owner_and_mode(target, staging)
+            if flags & sc.MS_RDONLY:
+                remount_bind(staging, sc.MS_RDONLY)
+            with _Pinned(target) as pinned:
+                sc.mount(staging, pinned.proc, None, sc.MS_MOVE)
+        finally:
+            os.rmdir(staging)
 
     def _bind(self, source: str, target: str, flags: int) -> None:
         if not source.startswith("/"):
@@ -305,6 +326,20 @@ class RootfsBuilder:
         propagation = linux.get("rootfsPropagation")
         if propagation in ("shared", "rshared", "unbindable", "runbindable"):
             sc.mount(None, "/", None, _PROPAGATION[propagation])
+
+
+def _copy_owner_and_mode(source: str, destination: str) -> None:
+    info = os.lstat(source)
+    os.lchown(destination, info.st_uid, info.st_gid)
+    if not stat.S_ISLNK(info.st_mode):
+        os.chmod(destination, stat.S_IMODE(info.st_mode))
+
+
+def _copy_with_owner(source: str, destination: str) -> None:
+    import shutil
+
+    shutil.copy2(source, destination, follow_symlinks=False)
+    _copy_owner_and_mode(source, destination)
 
 
 def _readonly(path: str) -> None:

@@ -176,13 +176,13 @@ def test_proc_symlink_is_refused(runtime, bundle_factory, container_id):
 def test_user_group_umask_cwd_env_rlimits(runtime, bundle_factory, container_id):
     config = default_config()
     config["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [2000, 2001], "umask": 0o027}
-    config["process"]["cwd"] = "/work/dir"
+    config["process"]["cwd"] = "/srv/app"
     config["process"]["env"].append("GREETING=hi there")
     config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
                                     {"type": "RLIMIT_NPROC", "soft": 100, "hard": 200}]
     out = run_out(runtime, bundle_factory, container_id,
                   "id -u; id -g; id -G; umask; pwd; echo $GREETING; ulimit -n; ulimit -Hn; ulimit -u", config)
-    assert out.splitlines() == ["1000", "1001", "1001 2000 2001", "0027", "/work/dir", "hi there",
+    assert out.splitlines() == ["1000", "1001", "1001 2000 2001", "0027", "/srv/app", "hi there",
                                 "512", "1024", "100"]
 
 

@@ -22,6 +22,8 @@ import os
 import time
 from collections.abc import Iterator
 
+from orlop.fsutil import fsync_dir
+
 
 class ContentError(OSError):
     pass
@@ -217,7 +219,7 @@ class Writer:
         target = self.store.path(digest)
         os.chmod(self.data_path, 0o400)
         os.rename(self.data_path, target)
-        _fsync_dir(self.store.blobs)
+        fsync_dir(self.store.blobs)
         self.committed = True
         return digest
 
@@ -236,11 +238,3 @@ class Writer:
             except OSError:
                 pass  # another writer is waiting on the lock: it will clean up
         os.close(self._lock)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,6 +8,8 @@ import json
 import os
 import time
 
+from orlop.fsutil import write_atomic
+
 
 class ImageNotFound(LookupError):
     pass
@@ -41,12 +43,7 @@ class ImageStore:
             return {}
 
     def _save(self, images: dict) -> None:
-        tmp = f"{self.path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(images, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, self.path)
+        write_atomic(self.path, json.dumps(images, indent=1, sort_keys=True).encode())
 
     def put(self, record: ImageRecord) -> None:
         images = self._load()

@@ -13,7 +13,7 @@ import os
 import stat
 
 from orlop.linux import syscalls as sc
-from orlop.oci.runtime_spec import parse_mount_options
+from orlop.oci.runtime_spec import PROPAGATION_FLAGS, parse_mount_options
 
 _MAX_SYMLINKS = 255
 
@@ -26,12 +26,6 @@ DEV_SYMLINKS = (
     ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
     ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
 )
-_PROPAGATION = {
-    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
-    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
-    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
-    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
-}
 # statvfs f_flag bits -> mount flags that a bind remount must keep (the kernel
 # refuses to clear "locked" flags inherited from a more privileged mount ns).
 _LOCKED_FLAGS = ((1, sc.MS_RDONLY), (2, sc.MS_NOSUID), (4, sc.MS_NODEV), (8, sc.MS_NOEXEC),
@@ -141,7 +135,7 @@ class RootfsBuilder:
     def prepare_root(self) -> None:
         """Stop mount events leaking to the host, and make the rootfs a mount point."""
         propagation = (self.spec.get("linux") or {}).get("rootfsPropagation")
-        sc.mount(None, "/", None, _PROPAGATION.get(propagation or "rslave", sc.MS_SLAVE | sc.MS_REC))
+        sc.mount(None, "/", None, PROPAGATION_FLAGS.get(propagation or "rslave", sc.MS_SLAVE | sc.MS_REC))
         sc.mount(self.rootfs, self.rootfs, None, sc.MS_BIND | sc.MS_REC)
 
     def mount_all(self) -> None:
@@ -325,7 +319,7 @@ class RootfsBuilder:
             remount_bind("/", sc.MS_RDONLY | sc.MS_BIND)
         propagation = linux.get("rootfsPropagation")
         if propagation in ("shared", "rshared", "unbindable", "runbindable"):
-            sc.mount(None, "/", None, _PROPAGATION[propagation])
+            sc.mount(None, "/", None, PROPAGATION_FLAGS[propagation])
 
 
 def _copy_owner_and_mode(source: str, destination: str) -> None:

@@ -12,6 +12,7 @@ import os
 import time
 
 from orlop import fastjson
+from orlop.fsutil import write_atomic  # noqa: F401 - re-exported for create/run
 from orlop.linux import proc
 from orlop.runtime.errors import ContainerNotFound, RuntimeFailure
 
@@ -45,17 +46,6 @@ def validate_id(container_id: str) -> None:
 def rfc3339_now() -> str:
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
-
-
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
 
 
 class ContainerState:

@@ -31,6 +31,8 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
+from orlop.fsutil import fsync_dir
+
 MAX_ENTRY_SIZE = 1 << 40          # 1 TiB: larger size headers are refused
 MAX_NAME_BYTES = 4096             # PATH_MAX
 WHITEOUT_PREFIX = ".wh."
@@ -93,7 +95,7 @@ def unpack_layer(stream: BinaryIO, dest: str, *, compression: str | None = None,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(os.path.dirname(dest))
+    fsync_dir(os.path.dirname(dest))
     return LayerStats(files, source.size, diff_id)
 
 
@@ -618,11 +620,3 @@ def _syncfs(fd: int) -> None:
     if libc.syncfs(fd) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"syncfs: {os.strerror(err)}")
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

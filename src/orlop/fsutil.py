@@ -1,0 +1,31 @@
+"""Crash-safe file writes, shared by every store (runtime state, content, snapshots,
+image names). Only `os`: this is on the runtime's start-up path."""
+
+from __future__ import annotations
+
+import os
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data` so that a crash leaves the old file or the new one, never
+    a mix: write a temporary file beside it, fsync, rename over."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.rename(tmp, path)
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename or create in `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

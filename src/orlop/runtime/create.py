@@ -21,14 +21,19 @@ from orlop.runtime.state import EXEC_FIFO, NAMESPACE_KEYS, ContainerState, valid
 
 
 class CreateOptions:
-    __slots__ = ("pid_file", "console_socket", "console_fd", "no_pivot", "preserve_fds", "systemd_cgroup")
+    __slots__ = ("pid_file", "console_socket", "console_fd", "no_pivot", "preserve_fds", "systemd_cgroup",
+                 "own_console", "console_receiver")
 
     def __init__(self, pid_file: str | None = None, console_socket: str | None = None,
                  console_fd: int | None = None, no_pivot: bool = False, preserve_fds: int = 0,
                  systemd_cgroup: bool = False) -> None:
         self.pid_file = pid_file
         self.console_socket = console_socket
-        self.console_fd = console_fd  # an already-connected console socket (foreground `run`)
+        self.console_fd = console_fd  # an already-connected console socket (exec's caller)
+        # Foreground `run`: with a terminal and no --console-socket the runtime holds the pty
+        # master itself; create then leaves the receiving end of a socketpair here.
+        self.own_console = False
+        self.console_receiver = None
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
@@ -167,9 +172,16 @@ def _spawn(state: ContainerState, cgroup, options: CreateOptions) -> int:
     fifo_fd = os.open(state.fifo_path, os.O_PATH | os.O_CLOEXEC)
     console_fd = options.console_fd
     if spec["process"].get("terminal") and console_fd is None:
-        if not options.console_socket:
+        if options.console_socket:
+            console_fd = _connect_unix(options.console_socket)
+        elif options.own_console:
+            import _socket
+
+            ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            options.console_receiver = ours
+            console_fd = theirs.detach()
+        else:
             raise RuntimeFailure("cannot allocate tty if runc will detach without setting console socket")
-        console_fd = _connect_unix(options.console_socket)
     profile = (spec.get("linux") or {}).get("seccomp")
     seccomp_plan = process.SeccompPlan(profile, spec["process"], seccomp_cache(state.dir)) if profile else None
     parent_sock, child_sock = sync.channel()

@@ -25,10 +25,9 @@ def run(root: str, container_id: str, bundle: str, options: CreateOptions, *, de
         subreaper: bool) -> int:
     if subreaper and not detach:
         sc.set_child_subreaper()  # with a user namespace the init is our grandchild
-    console = _ConsoleReceiver() if _wants_own_console(bundle, options, detach) else None
-    if console:
-        options.console_fd = console.child_end
+    options.own_console = not detach and not options.console_socket
     state = create(root, container_id, bundle, options)
+    console = _ConsoleReceiver(options.console_receiver) if options.console_receiver else None
     try:
         if console:
             console.receive()
@@ -45,33 +44,16 @@ def run(root: str, container_id: str, bundle: str, options: CreateOptions, *, de
             container.delete(ContainerState.load(root, container_id), force=True)
 
 
-def _wants_own_console(bundle: str, options: CreateOptions, detach: bool) -> bool:
-    if options.console_socket or detach:
-        return False
-    from orlop import fastjson
-
-    try:
-        spec = fastjson.load_file(os.path.join(bundle, "config.json"))
-        return bool(spec["process"].get("terminal"))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False  # create() reports the broken bundle
-
-
 class _ConsoleReceiver:
-    """A socketpair standing in for --console-socket: the init sends the pty master here."""
+    """Our end of a socketpair standing in for --console-socket: the init sends the pty master here."""
 
-    def __init__(self) -> None:
-        import _socket
-
-        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        self.sock = ours
-        self.child_end = theirs.detach()
+    def __init__(self, sock) -> None:
+        self.sock = sock
         self.master: int | None = None
 
     def receive(self) -> None:
         from orlop.linux import pty
 
-        os.close(self.child_end)
         self.master, _ = pty.recv_console_fd(self.sock)
         self.sock.close()
 
@@ -121,16 +103,19 @@ def exec_command(state: ContainerState, options: dict[str, list[str]], args: lis
         elif detach:
             raise RuntimeFailure("cannot allocate tty if runc will detach without setting console socket")
         else:
-            console = _ConsoleReceiver()
-            console_fd = console.child_end
+            import _socket
+
+            ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            console = _ConsoleReceiver(ours)
+            console_fd = theirs.detach()
     if not detach and "no-subreaper" not in options:
         sc.set_child_subreaper()
     try:
         pid = exec_process(state, spec, console_fd=console_fd,
                            preserve_fds=int(one("preserve-fds") or 0))
     finally:
-        if console_fd is not None and console is None:
-            os.close(console_fd)
+        if console_fd is not None:
+            os.close(console_fd)  # the child has its copy
     if console:
         console.receive()
     if one("pid-file"):

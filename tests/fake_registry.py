@@ -21,7 +21,7 @@ def _digest(data: bytes) -> str:
 
 class FakeRegistry:
     def __init__(self, repo: str, layers: list[bytes], config: dict, *, token_lifetime: int = 60,
-                 break_after: int | None = None) -> None:
+                 break_after: int | None = None, stall_after: int | None = None) -> None:
         self.repo = repo
         self.blobs = {_digest(data): data for data in layers}
         config_bytes = json.dumps(config).encode()
@@ -34,6 +34,9 @@ class FakeRegistry:
         self.manifest = json.dumps(manifest).encode()
         self.token_lifetime = token_lifetime
         self.break_after = break_after  # bytes of a blob sent before the first response breaks
+        self.stall_after = stall_after  # bytes of a blob sent before its response hangs until release()
+        self.stalled = threading.Event()
+        self._release: asyncio.Event | None = None
         self.tokens_issued: list[str] = []  # scopes
         self.range_requests: list[str] = []
         self._loop = asyncio.new_event_loop()
@@ -47,6 +50,7 @@ class FakeRegistry:
 
     def _serve(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
+        self._release = asyncio.Event()
         app = web.Application()
         app.router.add_get("/token", self._token)
         app.router.add_route("*", "/v2/", self._ping)
@@ -60,7 +64,13 @@ class FakeRegistry:
         started.set()
         self._loop.run_forever()
 
+    def release(self) -> None:
+        """Let stalled blob responses go on; later ones are not stalled."""
+        self.stall_after = None
+        self._loop.call_soon_threadsafe(self._release.set)
+
     def stop(self) -> None:
+        self.release()
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -114,5 +124,9 @@ class FakeRegistry:
             self.break_after = None
             request.transport.close()  # the connection breaks mid-blob
             return response
+        if self.stall_after is not None and len(data) - start > self.stall_after:
+            await response.write(data[start:start + self.stall_after])
+            self.stalled.set()
+            await self._release.wait()
         await response.write(data[start:])
         return response

@@ -142,7 +142,11 @@ def test_pull_unpack_and_run_a_multi_layer_image(registry, rootfs_template, tmp_
     content, images = ContentStore(str(tmp_path / "content")), ImageStore(str(tmp_path / "images"))
     record = asyncio.run(pull(parse(f"{registry.host}/test/layers:1"), content, images))
     snapshotter = OverlaySnapshotter(str(tmp_path / "snapshots"))
-    top = unpack_image(record, content, snapshotter)
+    events = []
+    top = unpack_image(record, content, snapshotter, progress=events.append)
+    assert [e["status"] for e in events].count("Pull complete") == 3
+    extracted = [e for e in events if e["status"] == "Extracting"]
+    assert extracted and extracted[-1]["progressDetail"]["current"] == extracted[-1]["progressDetail"]["total"]
     assert unpack_image(record, content, snapshotter) == top, "a second unpack reuses the snapshots"
 
     bundle = tmp_path / "bundle"

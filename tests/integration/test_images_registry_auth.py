@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tarfile
+import time
 
 import pytest
 from fake_registry import FakeRegistry
@@ -59,6 +60,52 @@ def test_download_resumes_with_range_after_a_broken_connection(image, tmp_path):
         registry.stop()
     assert registry.range_requests, "the second request asked for the rest only"
     assert int(registry.range_requests[0].removeprefix("bytes=").rstrip("-")) > 0
+    manifest = json.loads(content.read(record.manifest))
+    for layer in manifest["layers"]:
+        assert content.size(layer["digest"]) == layer["size"]
+    assert os.listdir(content.ingests) == []
+
+
+PULL_IN_CHILD = """
+import asyncio, sys
+from orlop.images.content import ContentStore
+from orlop.images.pull import pull
+from orlop.images.reference import parse
+from orlop.images.store import ImageStore
+asyncio.run(pull(parse(sys.argv[1]), ContentStore(sys.argv[2]), ImageStore(sys.argv[3])))
+"""
+
+
+def test_pull_killed_mid_blob_leaves_a_consistent_store_and_resumes(image, tmp_path):
+    """kill -9 of a pulling process: no name points at missing content, every committed blob
+    verifies, and the next pull picks the partial download up with a Range request."""
+    import hashlib
+    import signal
+    import subprocess
+    import sys
+
+    registry = FakeRegistry("team/app", *image, stall_after=1 << 20)
+    content_dir, images_dir = str(tmp_path / "c"), str(tmp_path / "i")
+    ref = f"{registry.host}/team/app:1"
+    try:
+        child = subprocess.Popen([sys.executable, "-c", PULL_IN_CHILD, ref, content_dir, images_dir])
+        assert registry.stalled.wait(30), "the pull reached the middle of a blob"
+        time.sleep(0.3)  # let the partial data reach the ingest file
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(10) == -signal.SIGKILL
+
+        content, images = ContentStore(content_dir), ImageStore(images_dir)
+        assert images.list() == []
+        for digest in content.walk():
+            data = open(content.path(digest), "rb").read()
+            assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
+        assert os.listdir(content.ingests), "the partial download is kept for resuming"
+
+        registry.release()
+        record = asyncio.run(pull(parse(ref), content, images))
+    finally:
+        registry.stop()
+    assert registry.range_requests and registry.range_requests[0] != "bytes=0-"
     manifest = json.loads(content.read(record.manifest))
     for layer in manifest["layers"]:
         assert content.size(layer["digest"]) == layer["size"]

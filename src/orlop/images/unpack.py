@@ -26,7 +26,31 @@ def unpack_image(record: ImageRecord, content: ContentStore, snapshotter: Overla
                          f"{len(manifest['layers'])}")
     parent = None
     for layer, diff_id in zip(manifest["layers"], diff_ids, strict=True):
+        layer_id = short_id(layer["digest"])
         with content.open(layer["digest"]) as blob:
-            parent, stats = snapshotter.apply_layer(blob, parent, diff_id=diff_id)
-        emit({"status": "Pull complete" if stats else "Already exists", "id": short_id(layer["digest"])})
+            reader = _ReportingReader(blob, layer.get("size") or 0, layer_id, emit) if progress else blob
+            parent, stats = snapshotter.apply_layer(reader, parent, diff_id=diff_id)
+        emit({"status": "Pull complete" if stats else "Already exists", "id": layer_id})
     return parent
+
+
+class _ReportingReader:
+    """Reports "Extracting" progress (bytes of the stored blob read) about every 4 MiB."""
+
+    STEP = 4 << 20
+
+    def __init__(self, blob, total: int, layer_id: str, emit: Progress) -> None:
+        self.blob, self.total, self.layer_id, self.emit = blob, total, layer_id, emit
+        self.done = self.reported = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.blob.read(size)
+        self.done += len(data)
+        if self.done - self.reported >= self.STEP or (not data and self.done > self.reported):
+            self.reported = self.done
+            self.emit({"status": "Extracting", "id": self.layer_id,
+                       "progressDetail": {"current": self.done, "total": self.total}})
+        return data
+
+    def __getattr__(self, name: str):  # seek, tell, readinto... of the underlying file
+        return getattr(self.blob, name)

@@ -1,0 +1,42 @@
+"""Helpers every route module uses: Docker's JSON bodies, booleans, errors."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from orlop.errors import InvalidParameter
+
+
+def json_response(value, status: int = 200) -> web.Response:
+    # Exactly "application/json": the docker CLI compares the header string.
+    return web.Response(body=json.dumps(value).encode() + b"\n", status=status, content_type="application/json")
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def error_response(status: int, message: str) -> web.Response:
+    if status == 304:
+        return web.Response(status=304)
+    return web.Response(body=json.dumps({"message": message}).encode() + b"\n", status=status,
+                        content_type="application/json")
+
+
+def boolean(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "")
+    return value.lower() not in ("", "0", "false", "no")
+
+
+async def json_body(request: web.Request, allow_empty: bool = False):
+    data = await request.read()
+    if not data.strip():
+        if allow_empty:
+            return None
+        raise InvalidParameter("the request needs a JSON body")
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise InvalidParameter(f"malformed JSON in the request body: {e}") from None

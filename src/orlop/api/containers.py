@@ -1,0 +1,373 @@
+"""/containers/* and /exec/*: the container endpoints of the Engine API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from aiohttp import web
+
+from orlop.api import streams
+from orlop.api.common import boolean, json_body, json_response, no_content
+from orlop.containers import logs as container_logs
+from orlop.containers import shim_client
+from orlop.containers.events import Events
+from orlop.containers.execs import ExecService
+from orlop.containers.logs import entry_time
+from orlop.containers.service import ContainerService
+from orlop.errors import Conflict, InvalidParameter
+
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+RAW = "application/vnd.docker.raw-stream"
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration, as `docker ps` shows ages."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def status_text(state: dict) -> str:
+    if state["Restarting"]:
+        return f"Restarting ({state['ExitCode']}) {human_duration(time.time() - entry_time(state['FinishedAt']))} ago"
+    if state["Running"]:
+        text = f"Up {human_duration(time.time() - entry_time(state['StartedAt']))}"
+        return text + " (Paused)" if state["Paused"] else text
+    if state["Status"] == "created":
+        return "Created"
+    if state["Status"] == "removing":
+        return "Removal In Progress"
+    return f"Exited ({state['ExitCode']}) {human_duration(time.time() - entry_time(state['FinishedAt']))} ago"
+
+
+def _filters(request: web.Request) -> dict[str, list[str]]:
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
+    return {k: list(v) if isinstance(v, dict | list) else [v] for k, v in parsed.items()}
+
+
+class ContainerRoutes:
+    def __init__(self, containers: ContainerService, execs: ExecService, events: Events) -> None:
+        self.containers = containers
+        self.execs = execs
+        self.events = events
+
+    def register(self, add) -> None:
+        add("POST", "/containers/create", self.create)
+        add("GET", "/containers/json", self.list)
+        add("POST", "/containers/prune", self.prune)
+        add("GET", "/containers/{id}/json", self.inspect)
+        add("POST", "/containers/{id}/start", self.start)
+        add("POST", "/containers/{id}/stop", self.stop)
+        add("POST", "/containers/{id}/restart", self.restart)
+        add("POST", "/containers/{id}/kill", self.kill)
+        add("POST", "/containers/{id}/pause", self.pause)
+        add("POST", "/containers/{id}/unpause", self.unpause)
+        add("POST", "/containers/{id}/rename", self.rename)
+        add("POST", "/containers/{id}/wait", self.wait)
+        add("POST", "/containers/{id}/attach", self.attach)
+        add("POST", "/containers/{id}/resize", self.resize)
+        add("GET", "/containers/{id}/logs", self.logs)
+        add("GET", "/containers/{id}/top", self.top)
+        add("DELETE", "/containers/{id}", self.remove)
+        add("POST", "/containers/{id}/exec", self.exec_create)
+        add("POST", "/exec/{id}/start", self.exec_start)
+        add("POST", "/exec/{id}/resize", self.exec_resize)
+        add("GET", "/exec/{id}/json", self.exec_inspect)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def create(self, request: web.Request) -> web.Response:
+        body = await json_body(request)
+        record = await self.containers.create(body, request.query.get("name"))
+        return json_response({"Id": record["Id"], "Warnings": []}, status=201)
+
+    async def start(self, request: web.Request) -> web.Response:
+        await self.containers.start(request.match_info["id"])
+        return no_content()
+
+    async def stop(self, request: web.Request) -> web.Response:
+        t = request.query.get("t")
+        await self.containers.stop(request.match_info["id"], int(t) if t not in (None, "") else None,
+                                   request.query.get("signal"))
+        return no_content()
+
+    async def restart(self, request: web.Request) -> web.Response:
+        t = request.query.get("t")
+        await self.containers.restart(request.match_info["id"], int(t) if t not in (None, "") else None)
+        return no_content()
+
+    async def kill(self, request: web.Request) -> web.Response:
+        await self.containers.kill(request.match_info["id"], request.query.get("signal"))
+        return no_content()
+
+    async def pause(self, request: web.Request) -> web.Response:
+        await self.containers.pause(request.match_info["id"])
+        return no_content()
+
+    async def unpause(self, request: web.Request) -> web.Response:
+        await self.containers.unpause(request.match_info["id"])
+        return no_content()
+
+    async def rename(self, request: web.Request) -> web.Response:
+        await self.containers.rename(request.match_info["id"], request.query.get("name", ""))
+        return no_content()
+
+    async def remove(self, request: web.Request) -> web.Response:
+        await self.containers.remove(request.match_info["id"], force=boolean(request, "force"),
+                                     volumes=boolean(request, "v"))
+        return no_content()
+
+    async def wait(self, request: web.Request) -> web.StreamResponse:
+        record = self.containers.get(request.match_info["id"])
+        condition = request.query.get("condition") or "not-running"
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        # Headers now: `docker run` waits for them before it starts the container.
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        result = await self.containers.wait(record["Id"], condition)
+        await response.write(json.dumps(result).encode() + b"\n")
+        await response.write_eof()
+        return response
+
+    async def prune(self, request: web.Request) -> web.Response:
+        removed, reclaimed = [], 0
+        for cid, record in list(self.containers.store.records.items()):
+            if not record["State"]["Running"] and not record["State"]["Restarting"]:
+                await self.containers.remove(cid)
+                removed.append(cid)
+        return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": reclaimed})
+
+    # -- views -----------------------------------------------------------------------------------
+    async def inspect(self, request: web.Request) -> web.Response:
+        record = self.containers.get(request.match_info["id"])
+        shown = {k: v for k, v in record.items() if k != "Orlop"}
+        shown["Config"] = {k: v for k, v in record["Config"].items()}
+        return json_response(shown)
+
+    async def list(self, request: web.Request) -> web.Response:
+        show_all = boolean(request, "all")
+        filters = _filters(request)
+        records = sorted(self.containers.store.records.values(), key=lambda r: r["Created"], reverse=True)
+        out = []
+        for record in records:
+            state = record["State"]
+            if not show_all and not state["Running"] and "status" not in filters:
+                continue
+            if not _matches(record, filters):
+                continue
+            out.append({
+                "Id": record["Id"], "Names": [record["Name"]], "Image": record["Config"].get("Image", ""),
+                "ImageID": record["Image"],
+                "Command": " ".join([record["Path"], *record["Args"]]).strip(),
+                "Created": int(entry_time(record["Created"])), "Ports": [], "Labels": record["Config"].get("Labels") or {},
+                "State": state["Status"], "Status": status_text(state),
+                "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode", "default")},
+                "NetworkSettings": {"Networks": record["NetworkSettings"].get("Networks") or {}},
+                "Mounts": record.get("Mounts") or [],
+            })
+        limit = request.query.get("limit")
+        if limit and int(limit) > 0:
+            out = out[:int(limit)]
+        return json_response(out)
+
+    async def top(self, request: web.Request) -> web.Response:
+        record = self.containers.get(request.match_info["id"])
+        if not record["State"]["Running"]:
+            raise Conflict(f"Container {record['Id']} is not running")
+        pids = set(json.loads(await self.containers.runtime_for(record, "ps", "--format", "json", record["Id"]))
+                   or [])
+        args = (request.query.get("ps_args") or "-ef").split()
+        proc = await asyncio.create_subprocess_exec("ps", *args, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise InvalidParameter(f"Error running ps: {err.decode().strip()}")
+        lines = out.decode().splitlines()
+        titles = lines[0].split()
+        pid_col = titles.index("PID") if "PID" in titles else 1
+        processes = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if len(fields) > pid_col and fields[pid_col].isdigit() and int(fields[pid_col]) in pids:
+                processes.append(fields)
+        return json_response({"Titles": titles, "Processes": processes})
+
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        record = self.containers.get(request.match_info["id"])
+        stdout, stderr = boolean(request, "stdout"), boolean(request, "stderr")
+        if not stdout and not stderr:
+            raise InvalidParameter("Bad parameters: you must choose at least one stream")
+        tail = request.query.get("tail", "all")
+        tty = record["Config"].get("Tty")
+        timestamps = boolean(request, "timestamps")
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        cid = record["Id"]
+        entries = container_logs.read(
+            record["LogPath"], stdout=stdout, stderr=stderr,
+            since=container_logs.parse_time(request.query.get("since", "")),
+            until=container_logs.parse_time(request.query.get("until", "")),
+            tail=None if tail in ("all", "") else int(tail), follow=boolean(request, "follow"),
+            running=lambda: cid in self.containers.store.records and self.containers.store.records[cid]["State"][
+                "Running"])
+        async for stream, stamp, text in entries:
+            if timestamps:
+                text = _padded_time(stamp).encode() + b" " + text
+            kind = 1 if stream == "stdout" else 2
+            await response.write(text if tty else streams.protocol.frame(kind, text))
+        await response.write_eof()
+        return response
+
+    # -- attach / exec ---------------------------------------------------------------------------
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        record = self.containers.get(request.match_info["id"])
+        cid = record["Id"]
+        tty = bool(record["Config"].get("Tty"))
+        want_stdin = boolean(request, "stdin")
+        hijack = streams.Hijack.take(request, RAW if tty else MULTIPLEXED)
+        if not boolean(request, "stream"):
+            hijack.close()
+            return hijack.finished()
+        shim = None
+        state_dir = self.containers.paths.state_dir(cid)
+        if not record["State"]["Running"]:
+            future = asyncio.get_running_loop().create_future()
+            self.containers.pending_attach.setdefault(cid, []).append(future)
+            waiter = asyncio.ensure_future(hijack.proto.incoming.get())
+            done, _ = await asyncio.wait({future, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if future not in done:
+                future.cancel()
+                hijack.close()
+                return hijack.finished()
+            waiter.cancel()
+        try:
+            _, shim = await shim_client.request(state_dir, {
+                "op": "attach", "stdin": want_stdin, "stdout": boolean(request, "stdout"),
+                "stderr": boolean(request, "stderr"), "stdin_once": bool(record["Config"].get("StdinOnce"))})
+        except Exception:
+            shim = None
+        self.events.emit("container", "attach", cid, {"name": record["Name"].lstrip("/"),
+                                                      "image": record["Config"].get("Image", "")})
+        await streams.join(hijack, shim, tty, want_stdin)
+        return hijack.finished()
+
+    async def resize(self, request: web.Request) -> web.Response:
+        record = self.containers.get(request.match_info["id"])
+        if not record["State"]["Running"]:
+            raise Conflict(f"Container {record['Id']} is not running")
+        await self._resize(record["Id"], None, request)
+        return json_response(None)  # dockerd answers 200
+
+    async def _resize(self, cid: str, exec_id: str | None, request: web.Request) -> None:
+        try:
+            height, width = int(request.query.get("h", 0)), int(request.query.get("w", 0))
+        except ValueError:
+            raise InvalidParameter("h and w must be numbers") from None
+        await shim_client.call(self.containers.paths.state_dir(cid),
+                               {"op": "resize", "exec": exec_id, "height": height, "width": width})
+
+    async def exec_create(self, request: web.Request) -> web.Response:
+        exec_id = self.execs.create(request.match_info["id"], await json_body(request))
+        return json_response({"Id": exec_id}, status=201)
+
+    async def exec_inspect(self, request: web.Request) -> web.Response:
+        return json_response(self.execs.inspect(request.match_info["id"]))
+
+    async def exec_resize(self, request: web.Request) -> web.Response:
+        record = self.execs.get(request.match_info["id"])
+        if not record["Running"]:
+            raise Conflict(f"Exec {record['ID']} is not running")
+        await self._resize(record["ContainerID"], record["ID"], request)
+        return json_response(None)
+
+    async def exec_start(self, request: web.Request) -> web.StreamResponse:
+        record = self.execs.get(request.match_info["id"])
+        body = await json_body(request, allow_empty=True) or {}
+        if record["Running"] or record["ExitCode"] is not None:
+            raise Conflict(f"Exec {record['ID']} has already been started")
+        container = self.containers.get(record["ContainerID"])
+        if not container["State"]["Running"]:
+            raise Conflict(f"Container {container['Id']} is not running")
+        tty = record["ProcessConfig"]["tty"]
+        detach = bool(body.get("Detach"))
+        req = {"op": "exec", "exec": record["ID"], "process": self.execs.process_spec(record),
+               "stdin": record["OpenStdin"], "stdout": record["OpenStdout"], "stderr": record["OpenStderr"],
+               "detach": detach}
+        answer, shim = await shim_client.request(self.containers.paths.state_dir(container["Id"]), req)
+        record.update(Running=True, Pid=answer.get("pid", 0))
+        self.events.emit("container", f"exec_start: {' '.join([record['ProcessConfig']['entrypoint'], *record['ProcessConfig']['arguments']])}",
+                         container["Id"], {"name": container["Name"].lstrip("/"), "execID": record["ID"]})
+        if detach:
+            shim.close()
+            asyncio.create_task(self._exec_wait(container["Id"], record))
+            return web.Response(status=200, body=b"", content_type="application/json")
+        hijack = streams.Hijack.take(request, RAW if tty else MULTIPLEXED, streams.STANDARD_HEADERS)
+        result = await streams.join(hijack, shim, tty, record["OpenStdin"], on_exit=lambda r: record.update(
+            Running=False, ExitCode=r.get("exit_code"), Pid=0))
+        if result is None and record["ExitCode"] is None:
+            asyncio.create_task(self._exec_wait(container["Id"], record))
+        return hijack.finished()
+
+    async def _exec_wait(self, cid: str, record: dict) -> None:
+        try:
+            result = await shim_client.call(self.containers.paths.state_dir(cid), {"op": "wait", "exec": record["ID"]})
+        except Exception:
+            result = {"exit_code": 137}
+        record.update(Running=False, ExitCode=result.get("exit_code"), Pid=0)
+
+
+def _padded_time(stamp: str) -> str:
+    """RFC3339 with 9 fractional digits, as `docker logs -t` prints."""
+    base, _, rest = stamp.partition(".")
+    if not rest:
+        return base.rstrip("Z") + ".000000000Z"
+    return f"{base}.{rest.rstrip('Z').ljust(9, '0')}Z"
+
+
+def _matches(record: dict, filters: dict[str, list[str]]) -> bool:
+    state = record["State"]
+    checks = {
+        "status": lambda v: state["Status"] == v,
+        "name": lambda v: v.lstrip("/") in record["Name"],
+        "id": lambda v: record["Id"].startswith(v),
+        "label": lambda v: (record["Config"].get("Labels") or {}).get(v.split("=", 1)[0]) == v.split("=", 1)[1]
+        if "=" in v else v in (record["Config"].get("Labels") or {}),
+        "exited": lambda v: not state["Running"] and str(state["ExitCode"]) == v,
+        "ancestor": lambda v: record["Config"].get("Image") == v or record["Image"].startswith(v),
+    }
+    for key, values in filters.items():
+        check = checks.get(key)
+        if check is None:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        if not any(check(v) for v in values):
+            return False
+    return True

@@ -1,0 +1,288 @@
+"""/images/*, /auth: the image endpoints of the Engine API over the image library."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import tempfile
+
+from aiohttp import web
+
+from orlop.api.common import boolean, json_body, json_response
+from orlop.api.streams import JsonLines
+from orlop.containers.events import Events
+from orlop.containers.logs import entry_time
+from orlop.errors import Conflict, InvalidParameter, NotFound, Unauthorized
+from orlop.images import archive, manage
+from orlop.images.progress import with_progress_field
+from orlop.images.reference import parse
+from orlop.images.registry import RegistryError
+from orlop.images.service import ImageService
+from orlop.images.store import ImageNotFound
+
+
+def registry_auth(request: web.Request) -> tuple[str, str] | None:
+    """X-Registry-Auth: base64url JSON {"username", "password"} (or an identity token)."""
+    header = request.headers.get("X-Registry-Auth")
+    if not header:
+        return None
+    try:
+        auth = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except ValueError:
+        return None
+    if isinstance(auth, dict) and auth.get("username"):
+        return auth["username"], auth.get("password", "")
+    return None
+
+
+def _created(config_created: str) -> int:
+    try:
+        return int(entry_time(config_created.replace("+00:00", "Z"))) if config_created else 0
+    except (ValueError, IndexError):
+        return 0
+
+
+def _familiar(name: str) -> str:
+    try:
+        return parse(name).familiar
+    except ValueError:
+        return name
+
+
+class ImageRoutes:
+    def __init__(self, images: ImageService, events: Events, used_images) -> None:
+        self.images = images
+        self.events = events
+        self.used_images = used_images
+
+    def register(self, add) -> None:
+        add("POST", "/images/create", self.create)
+        add("GET", "/images/json", self.list)
+        add("POST", "/images/prune", self.prune)
+        add("POST", "/images/load", self.load)
+        add("GET", "/images/get", self.save_many)
+        add("GET", "/images/{name:.+}/json", self.inspect)
+        add("GET", "/images/{name:.+}/history", self.history)
+        add("GET", "/images/{name:.+}/get", self.save_one)
+        add("POST", "/images/{name:.+}/tag", self.tag)
+        add("POST", "/images/{name:.+}/push", self.push)
+        add("DELETE", "/images/{name:.+}", self.remove)
+        add("POST", "/auth", self.auth)
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        name = request.query.get("fromImage")
+        if not name:
+            raise InvalidParameter("import from a tar (fromSrc) is not supported yet; give fromImage")
+        tag = request.query.get("tag")
+        if tag:
+            name = f"{name}@{tag}" if tag.startswith("sha256:") else f"{name}:{tag}"
+        ref = self.images.normalise(name)
+        stream = JsonLines(request)
+        credentials = registry_auth(request)
+
+        def progress(event: dict) -> None:
+            queue.put_nowait(with_progress_field(event))
+
+        queue: asyncio.Queue = asyncio.Queue()
+        task = asyncio.create_task(self.images.pull(ref, request.query.get("platform"), credentials, progress))
+        first = True
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                await stream.send(getter.result())
+                first = False
+                continue
+            getter.cancel()
+            while not queue.empty():
+                await stream.send(queue.get_nowait())
+            break
+        try:
+            record = task.result()
+        except RegistryError as e:
+            if first and not stream.started:
+                raise NotFound(str(e)) if e.status == 404 else Unauthorized(str(e)) if e.status == 401 \
+                    else InvalidParameter(str(e)) from None
+            await stream.error(str(e))
+            return stream.response
+        except (OSError, ValueError, LookupError) as e:
+            if not stream.started:
+                raise NotFound(str(e)) if isinstance(e, LookupError) else InvalidParameter(str(e)) from None
+            await stream.error(str(e))
+            return stream.response
+        self.events.emit("image", "pull", record.name, {"name": record.name})
+        await stream.start()
+        await stream.response.write_eof()
+        return stream.response
+
+    async def list(self, request: web.Request) -> web.Response:
+        used = self.used_images()
+        out = []
+        for entry in manage.list_images(self.images.images, self.images.content):
+            out.append({
+                "Containers": len(used.get(entry["Id"], [])), "Created": _created(entry["Created"]),
+                "Id": entry["Id"], "Labels": None, "ParentId": "",
+                "RepoDigests": [_familiar(d) for d in entry["RepoDigests"]],
+                "RepoTags": [_familiar(t) for t in entry["RepoTags"]], "SharedSize": -1,
+                "Size": entry["Size"], "VirtualSize": entry["Size"]})
+        reference = json.loads(request.query.get("filters") or "{}").get("reference")
+        if reference:
+            wanted = list(reference)
+            out = [e for e in out if any(any(t.split(":")[0] == w.split(":")[0] and (":" not in w or t == w)
+                                             for t in e["RepoTags"]) for w in wanted)]
+        return json_response(sorted(out, key=lambda e: e["Created"], reverse=True))
+
+    async def inspect(self, request: web.Request) -> web.Response:
+        record = self.images.resolve(request.match_info["name"])
+        shown = manage.inspect(record, self.images.images, self.images.content)
+        shown["RepoTags"] = [_familiar(t) for t in shown["RepoTags"]]
+        shown["RepoDigests"] = [_familiar(d) for d in shown["RepoDigests"]]
+        shown.update(Parent="", Comment="", DockerVersion="", VirtualSize=shown["Size"],
+                     GraphDriver={"Name": "overlay2", "Data": {}}, Metadata={"LastTagTime": "0001-01-01T00:00:00Z"})
+        return json_response(shown)
+
+    async def history(self, request: web.Request) -> web.Response:
+        record = self.images.resolve(request.match_info["name"])
+        rows = manage.history(record, self.images.content)
+        out = []
+        for i, row in enumerate(rows):
+            out.append({"Id": record.config if i == 0 else "<missing>", "Created": _created(row["Created"]),
+                        "CreatedBy": row["CreatedBy"], "Tags": None, "Size": row["Size"], "Comment": row["Comment"]})
+        return json_response(out)
+
+    async def tag(self, request: web.Request) -> web.Response:
+        record = self.images.resolve(request.match_info["name"])
+        repo = request.query.get("repo")
+        if not repo:
+            raise InvalidParameter("repository name must have at least one component")
+        target = parse(f"{repo}:{request.query.get('tag') or 'latest'}")
+        manage.tag(self.images.images, record.name, target)
+        self.events.emit("image", "tag", record.config, {"name": str(target)})
+        return web.Response(status=201)
+
+    async def remove(self, request: web.Request) -> web.Response:
+        """`rmi name` untags it (deleting the image with its last name); `rmi <id>` removes every
+        name, which needs force when there are several. A container's image needs force too."""
+        name = request.match_info["name"]
+        force = boolean(request, "force")
+        record = self.images.resolve(name)
+        names = [r.name for r in self.images.images.list() if r.config == record.config]
+        by_id = record.config.startswith(name if name.startswith("sha256:") else "sha256:" + name)
+        targets = names if by_id else [record.name]
+        if by_id and len(names) > 1 and not force:
+            raise Conflict(f"conflict: unable to delete {record.config[7:19]} (must be forced) - image is "
+                           f"referenced in multiple repositories")
+        users = self.used_images().get(record.config, [])
+        if users and not force and len(targets) == len(names):
+            raise Conflict(f"conflict: unable to delete {record.config[7:19]} (must be forced) - image is being "
+                           f"used by stopped container {users[0][:12]}" if by_id else
+                           f"conflict: unable to remove repository reference \"{name}\" (must force) - "
+                           f"container {users[0][:12]} is using its referenced image {record.config[7:19]}")
+        deleted = []
+        for target in targets:
+            try:
+                events = manage.remove(self.images.images, target, force=True)
+            except ImageNotFound as e:
+                raise NotFound(str(e)) from None
+            for event in events:
+                kind, _, value = event.partition(": ")
+                deleted.append({kind: _familiar(value) if kind == "Untagged" else value})
+        self.events.emit("image", "delete", record.config, {"name": record.name})
+        return json_response(deleted)
+
+    async def prune(self, request: web.Request) -> web.Response:
+        result = await asyncio.to_thread(manage.garbage_collect, self.images.images, self.images.content,
+                                         grace_seconds=0, snapshotter=self.images.snapshotter)
+        return json_response({"ImagesDeleted": None, "SpaceReclaimed": result["reclaimed"]})
+
+    async def push(self, request: web.Request) -> web.StreamResponse:
+        from orlop.images.push import push
+
+        name = request.match_info["name"]
+        tag = request.query.get("tag")
+        full = f"{name}:{tag}" if tag else name
+        record = self.images.resolve(full)
+        ref = parse(full)
+        stream = JsonLines(request)
+        queue: asyncio.Queue = asyncio.Queue()
+        task = asyncio.create_task(push(record, ref, self.images.content, credentials=registry_auth(request),
+                                        insecure_hosts=self.images.insecure_hosts,
+                                        progress=lambda e: queue.put_nowait(with_progress_field(e))))
+        while not task.done() or not queue.empty():
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                await stream.send(getter.result())
+            else:
+                getter.cancel()
+        try:
+            digest = task.result()
+        except (RegistryError, OSError, ValueError) as e:
+            await stream.error(str(e))
+            return stream.response
+        size = len(self.images.content.read(record.manifest))
+        await stream.send({"progressDetail": {}, "aux": {"Tag": ref.tag or "latest", "Digest": digest, "Size": size}})
+        self.events.emit("image", "push", str(ref), {"name": str(ref)})
+        await stream.response.write_eof()
+        return stream.response
+
+    async def _save(self, request: web.Request, names: list[str]) -> web.StreamResponse:
+        records = []
+        for name in names:
+            record = self.images.resolve(name)
+            tags = [_familiar(r.name) for r in self.images.images.list()
+                    if r.config == record.config and (r.name == record.name or name.startswith("sha256:"))]
+            records.append((record, tags))
+        fd, path = tempfile.mkstemp(prefix="orlop-save-", suffix=".tar")
+        os.close(fd)
+        try:
+            await asyncio.to_thread(archive.save, records, self.images.content, path)
+            response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
+            await response.prepare(request)
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    await response.write(chunk)
+            await response.write_eof()
+            return response
+        finally:
+            os.unlink(path)
+
+    async def save_one(self, request: web.Request) -> web.StreamResponse:
+        return await self._save(request, [request.match_info["name"]])
+
+    async def save_many(self, request: web.Request) -> web.StreamResponse:
+        return await self._save(request, request.query.getall("names", []))
+
+    async def load(self, request: web.Request) -> web.StreamResponse:
+        fd, path = tempfile.mkstemp(prefix="orlop-load-", suffix=".tar")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in request.content.iter_chunked(1 << 20):
+                    f.write(chunk)
+            stream = JsonLines(request)
+            try:
+                loaded = await asyncio.to_thread(archive.load, path, self.images.content, self.images.images,
+                                                 self.images.normalise)
+            except (archive.ArchiveError, OSError, ValueError, KeyError) as e:
+                raise InvalidParameter(f"invalid image archive: {e}") from None
+            for record in loaded:
+                await stream.send({"stream": f"Loaded image: {_familiar(record.name)}\n"})
+                self.events.emit("image", "load", record.config, {"name": record.name})
+            await stream.start()
+            await stream.response.write_eof()
+            return stream.response
+        finally:
+            os.unlink(path)
+
+    async def auth(self, request: web.Request) -> web.Response:
+        from orlop.images.login import LoginError, check_credentials
+
+        body = await json_body(request)
+        try:
+            await check_credentials(body.get("serveraddress"), body.get("username", ""), body.get("password", ""),
+                                    insecure_hosts=self.images.insecure_hosts)
+        except LoginError as e:
+            raise Unauthorized(str(e)) from None
+        return json_response({"Status": "Login Succeeded", "IdentityToken": ""})

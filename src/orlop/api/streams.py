@@ -1,0 +1,155 @@
+"""Stream encodings of the Engine API: JSON-lines progress, and hijacked connections
+(attach, exec start) joined to a shim's stream.
+
+A hijack answers `101 UPGRADED` (or 200 for a client that did not ask to upgrade),
+then takes the connection away from aiohttp by swapping the transport's protocol, so
+that a client's half-close (shutdown SHUT_WR after its stdin ends) closes only the
+container's stdin while output keeps flowing (aiohttp would close on EOF).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from orlop.containers.shim_client import ShimConnection
+from orlop.shim import protocol
+
+STANDARD_HEADERS = {"Api-Version": "1.45", "Ostype": "linux", "Docker-Experimental": "false",
+                    "Server": "orlop/0.1 (linux)"}
+
+
+class JsonLines:
+    """A 200 application/json stream of objects, each line ending in \\r\\n (as dockerd's)."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        self.started = False
+
+    async def start(self) -> None:
+        if not self.started:
+            self.started = True
+            await self.response.prepare(self.request)
+
+    async def send(self, obj: dict) -> None:
+        await self.start()
+        await self.response.write(json.dumps(obj).encode() + b"\r\n")
+
+    async def error(self, message: str, code: int | None = None) -> None:
+        detail = {"message": message} if code is None else {"code": code, "message": message}
+        await self.send({"errorDetail": detail, "error": message})
+
+
+class _Hijacked(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        self.incoming.put_nowait(data)
+
+    def eof_received(self) -> bool:
+        self.incoming.put_nowait(b"")
+        return True  # keep the write side open: half-close
+
+    def connection_lost(self, exc) -> None:
+        self.lost = True
+        self.incoming.put_nowait(None)
+        self.writable.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+
+class Hijack:
+    def __init__(self, request: web.Request, transport: asyncio.Transport, proto: _Hijacked) -> None:
+        self.request = request
+        self.transport = transport
+        self.proto = proto
+
+    @classmethod
+    def take(cls, request: web.Request, content_type: str, extra_headers: dict | None = None) -> Hijack:
+        upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
+        lines = ["HTTP/1.1 101 UPGRADED" if upgrade else "HTTP/1.1 200 OK", f"Content-Type: {content_type}"]
+        if upgrade:
+            lines += ["Connection: Upgrade", "Upgrade: tcp"]
+        lines += [f"{k}: {v}" for k, v in (extra_headers or {}).items()]
+        transport = request.transport
+        proto = _Hijacked()
+        tail = getattr(request.protocol, "_message_tail", b"")
+        transport.set_protocol(proto)
+        if tail:
+            proto.data_received(tail)
+        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return cls(request, transport, proto)
+
+    async def write(self, data: bytes) -> None:
+        if self.proto.lost:
+            return
+        self.transport.write(data)
+        await self.proto.writable.wait()
+
+    def close(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    @staticmethod
+    def finished() -> web.Response:
+        """What the handler returns after a hijack: aiohttp must not keep the connection alive."""
+        response = web.Response()
+        response.force_close()
+        return response
+
+
+async def join(hijack: Hijack, shim: ShimConnection | None, tty: bool, stdin: bool,
+               on_exit=None) -> dict | None:
+    """Copy the shim's frames to the client (raw for a TTY, stdcopy frames otherwise) and the
+    client's bytes to the shim as stdin, until the process's stream ends; returns its exit,
+    given to `on_exit` before the client's connection is closed."""
+    result: dict | None = None
+
+    async def client_to_shim() -> None:
+        while True:
+            data = await hijack.proto.incoming.get()
+            if data is None:
+                return
+            if shim is None or not stdin:
+                if data == b"":
+                    return
+                continue
+            if data == b"":
+                if shim.writer.can_write_eof():
+                    shim.writer.write_eof()
+                return
+            shim.writer.write(data)
+            await shim.writer.drain()
+
+    pump = asyncio.create_task(client_to_shim())
+    try:
+        while shim is not None:
+            frame = await shim.read_frame()
+            if frame is None:
+                break
+            kind, payload = frame
+            if kind == protocol.EXIT:
+                result = json.loads(payload)
+                if on_exit is not None:
+                    on_exit(result)
+                break
+            if hijack.proto.lost:
+                break
+            await hijack.write(payload if tty else protocol.frame(kind, payload))
+    finally:
+        pump.cancel()
+        if shim is not None:
+            shim.close()
+        hijack.close()
+    return result

@@ -1,0 +1,574 @@
+"""The container service: create, start, stop, kill, remove, wait, pause, rename, restart
+policies and live restore, over the stores and one orlop-shim per running container.
+
+Where things live: the record in data-root/containers/<id>/ (with the json-file log,
+hosts, hostname, resolv.conf and the mounted rootfs), the bundle and the shim's
+socket in exec-root/c/<id>/, the runtime's state under exec-root/runtime/<name>/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import time
+
+from orlop.containers import shim_client, spec
+from orlop.containers.events import Events
+from orlop.containers.names import random_name
+from orlop.containers.store import ZERO_TIME, ContainerStore, empty_state
+from orlop.errors import Conflict, InvalidParameter, NotModified, OrlopError
+from orlop.fsutil import write_atomic
+from orlop.images.service import ImageService
+from orlop.shim.logs import rfc3339_nano
+from orlop.snapshots import mount_all
+from orlop.snapshots.overlay import Mount
+
+VALID_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+CONFIG_KEYS_FROM_IMAGE = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes",
+                          "StopSignal", "Healthcheck", "OnBuild")
+
+
+def now() -> str:
+    return rfc3339_nano(time.time_ns())
+
+
+def signal_number(value: str | int | None, default: int) -> int:
+    if value in (None, ""):
+        return default
+    text = str(value).upper()
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(getattr(signal, text if text.startswith("SIG") else "SIG" + text))
+    except AttributeError:
+        raise InvalidParameter(f"Invalid signal: {value}") from None
+
+
+class DaemonPaths:
+    def __init__(self, data_root: str, exec_root: str) -> None:
+        self.data_root = data_root
+        self.exec_root = exec_root
+        self.containers = os.path.join(data_root, "containers")
+        self.states = os.path.join(exec_root, "c")
+        os.makedirs(self.states, 0o700, exist_ok=True)
+
+    def state_dir(self, cid: str) -> str:
+        return os.path.join(self.states, cid)
+
+    def runtime_root(self, runtime: str) -> str:
+        return os.path.join(self.exec_root, "runtime", os.path.basename(runtime))
+
+
+class ContainerService:
+    def __init__(self, paths: DaemonPaths, images: ImageService, events: Events, runtimes: dict[str, str],
+                 default_runtime: str, seccomp_profile: dict | None) -> None:
+        self.paths = paths
+        self.images = images
+        self.events = events
+        self.runtimes = runtimes
+        self.default_runtime = default_runtime
+        self.seccomp_profile = seccomp_profile
+        self.store = ContainerStore(paths.containers)
+        self.exits: dict[str, asyncio.Event] = {}     # set when a run of the container ends
+        self.removed: dict[str, asyncio.Event] = {}
+        self.pending_attach: dict[str, list[asyncio.Future]] = {}
+        self.monitors: dict[str, asyncio.Task] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def get(self, ref: str) -> dict:
+        return self.store.get(ref)
+
+    def lock(self, cid: str) -> asyncio.Lock:
+        return self.locks.setdefault(cid, asyncio.Lock())
+
+    def _event(self, record: dict, action: str, **extra: str) -> None:
+        attrs = {"image": record["Config"].get("Image", ""), "name": record["Name"].lstrip("/"),
+                 **(record["Config"].get("Labels") or {}), **extra}
+        self.events.emit("container", action, record["Id"], attrs)
+
+    def runtime_path(self, name: str) -> str:
+        try:
+            return self.runtimes[name]
+        except KeyError:
+            raise InvalidParameter(f"Unknown runtime specified {name}") from None
+
+    # -- create ----------------------------------------------------------------------------------
+    async def create(self, body: dict, name: str | None) -> dict:
+        if not isinstance(body, dict):
+            raise InvalidParameter("the request body must be a JSON object (the container config)")
+        image_name = body.get("Image")
+        if not image_name:
+            raise InvalidParameter("config has no image: give one (e.g. busybox)")
+        if name:
+            name = name.lstrip("/")
+            if len(name) < 2 or not set(name) <= VALID_NAME or not name[0].isalnum():
+                raise InvalidParameter(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+            self.store.check_name_free(name)
+        record_image = self.images.resolve(image_name)
+        image_config = self.images.config(record_image).get("config") or {}
+        host_config = dict(body.get("HostConfig") or {})
+        runtime = host_config.get("Runtime") or self.default_runtime
+        self.runtime_path(runtime)
+        host_config["Runtime"] = runtime
+        if host_config.get("NetworkMode") in (None, "", "default"):
+            host_config["NetworkMode"] = "bridge"
+        policy = host_config.get("RestartPolicy") or {}
+        if policy.get("Name") not in (None, "", "no", "always", "on-failure", "unless-stopped"):
+            raise InvalidParameter(f"invalid restart policy '{policy.get('Name')}'")
+        if host_config.get("AutoRemove") and policy.get("Name") not in (None, "", "no"):
+            raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        config = self._merge_config(body, image_config)
+        cid = secrets.token_hex(32)
+        name = name or random_name(self.store.names())
+        chain = await self.images.unpacked(record_image)
+        record = {
+            "Id": cid, "Created": now(), "Path": "", "Args": [], "State": empty_state(),
+            "Image": record_image.config, "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
+            "LogPath": os.path.join(self.store.dir(cid), f"{cid}-json.log"), "Name": "/" + name,
+            "RestartCount": 0, "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+            "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host_config, "Config": config,
+            "GraphDriver": {"Name": "overlay2", "Data": {}}, "Mounts": [],
+            "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}, "IPAddress": "",
+                                "Gateway": "", "MacAddress": ""},
+            "Orlop": {"Snapshot": cid, "ManualStop": False},
+        }
+        entry = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+        record["Path"], record["Args"] = (entry[0], entry[1:]) if entry else ("", [])
+        try:
+            mounts = self.images.snapshotter.prepare(cid, chain)
+            record["GraphDriver"]["Data"] = _graph_data(mounts)
+            self.store.save(record)
+        except BaseException:
+            self.store.delete(cid)
+            with contextlib.suppress(Exception):
+                self.images.snapshotter.remove(cid)
+            raise
+        self._event(record, "create")
+        return record
+
+    @staticmethod
+    def _merge_config(body: dict, image: dict) -> dict:
+        """The request's Config over the image's, as Docker merges them at create."""
+        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        env = spec.merge_env(image.get("Env") or [], config.get("Env") or [], {})
+        config["Env"] = env or None
+        if config.get("Entrypoint"):
+            if not config.get("Cmd"):
+                config["Cmd"] = None
+        else:
+            config["Entrypoint"] = image.get("Entrypoint")
+            if not config.get("Cmd"):
+                config["Cmd"] = image.get("Cmd")
+        for key in ("WorkingDir", "User", "StopSignal"):
+            config[key] = config.get(key) or image.get(key) or ""
+        config["Labels"] = {**(image.get("Labels") or {}), **(config.get("Labels") or {})}
+        for key in ("ExposedPorts", "Volumes", "Healthcheck", "OnBuild"):
+            if not config.get(key) and image.get(key):
+                config[key] = image[key]
+        config.setdefault("Hostname", "")
+        for key in ("Domainname", "WorkingDir"):
+            config.setdefault(key, "")
+        for key in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce"):
+            config[key] = bool(config.get(key))
+        return config
+
+    # -- start -----------------------------------------------------------------------------------
+    async def start(self, ref: str) -> None:
+        record = self.get(ref)
+        async with self.lock(record["Id"]):
+            if record["State"]["Running"]:
+                raise NotModified("container already started")
+            try:
+                await self._start(record)
+            except OrlopError as e:
+                record["State"].update(Error=str(e), ExitCode=128 if "not found" not in str(e) else 127)
+                self.store.save(record)
+                raise
+
+    async def _start(self, record: dict) -> None:
+        cid = record["Id"]
+        cdir = self.store.dir(cid)
+        state_dir = self.paths.state_dir(cid)
+        runtime = self.runtime_path(record["HostConfig"]["Runtime"])
+        runtime_root = self.paths.runtime_root(runtime)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        os.makedirs(state_dir, 0o700)
+        rootfs = os.path.join(cdir, "rootfs")
+        self._mount_rootfs(record, rootfs)
+        try:
+            files = self._write_etc_files(record)
+            config = spec.generate(record, {}, rootfs, files, self.seccomp_profile)
+            write_atomic(os.path.join(state_dir, "config.json"), json.dumps(config).encode())
+            cfg = record["Config"]
+            log_opts = (record["HostConfig"].get("LogConfig") or {}).get("Config") or {}
+            answer = await shim_client.spawn({
+                "id": cid, "bundle": state_dir, "state_dir": state_dir, "runtime": runtime,
+                "runtime_root": runtime_root, "log_path": record["LogPath"],
+                "log_max_size": _size(log_opts.get("max-size")), "log_max_file": log_opts.get("max-file"),
+                "tty": cfg.get("Tty"), "stdin": cfg.get("OpenStdin"), "stdin_once": cfg.get("StdinOnce"),
+            })
+            self.exits[cid] = asyncio.Event()
+            for future in self.pending_attach.pop(cid, []):  # attached before start: no output lost
+                if not future.done():
+                    future.set_result(state_dir)
+            await asyncio.sleep(0)
+            await self._runtime(runtime, runtime_root, "start", cid)
+        except BaseException:
+            await self._runtime_quiet(runtime, runtime_root, "delete", "--force", cid)
+            self._unmount_rootfs(rootfs)
+            raise
+        state = record["State"]
+        state.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False, Dead=False,
+                     Pid=answer["pid"], ExitCode=0, Error="", StartedAt=now())
+        record["Orlop"]["ManualStop"] = False
+        self.store.save(record)
+        self._event(record, "start")
+        self.monitors[cid] = asyncio.create_task(self._monitor(cid))
+
+    def _mount_rootfs(self, record: dict, rootfs: str) -> None:
+        os.makedirs(rootfs, exist_ok=True)
+        if os.path.ismount(rootfs):
+            return
+        mount_all(self.images.snapshotter.mounts(record["Orlop"]["Snapshot"]), rootfs)
+
+    @staticmethod
+    def _unmount_rootfs(rootfs: str) -> None:
+        if os.path.ismount(rootfs):
+            with contextlib.suppress(OSError):
+                Mount.unmount(rootfs, detach=True)
+
+    def _write_etc_files(self, record: dict) -> dict[str, str]:
+        cdir = self.store.dir(record["Id"])
+        cfg, hc = record["Config"], record["HostConfig"]
+        hostname = cfg.get("Hostname") or record["Id"][:12]
+        host_network = hc.get("NetworkMode") == "host"
+        paths = {"/etc/hostname": os.path.join(cdir, "hostname"), "/etc/hosts": os.path.join(cdir, "hosts"),
+                 "/etc/resolv.conf": os.path.join(cdir, "resolv.conf")}
+        if host_network:
+            hostname_text = open("/etc/hostname").read() if os.path.exists("/etc/hostname") else os.uname().nodename
+            hosts = open("/etc/hosts").read() if os.path.exists("/etc/hosts") else ""
+        else:
+            hostname_text = hostname + "\n"
+            hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+                     "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+        for entry in hc.get("ExtraHosts") or []:
+            host, _, address = entry.partition(":")
+            hosts += f"{address}\t{host}\n"
+        write_atomic(paths["/etc/hostname"], hostname_text.encode(), mode=0o644)
+        write_atomic(paths["/etc/hosts"], hosts.encode(), mode=0o644)
+        write_atomic(paths["/etc/resolv.conf"], _resolv_conf(hc, host_network).encode(), mode=0o644)
+        record["HostnamePath"], record["HostsPath"] = paths["/etc/hostname"], paths["/etc/hosts"]
+        record["ResolvConfPath"] = paths["/etc/resolv.conf"]
+        return paths
+
+    async def _runtime(self, runtime: str, root: str, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(runtime, "--root", root, *args, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            message = err.decode(errors="replace").strip().splitlines()
+            raise OrlopError(_runtime_message(message[-1] if message else f"{runtime} {args[0]} failed"))
+        return out.decode()
+
+    async def _runtime_quiet(self, runtime: str, root: str, *args: str) -> None:
+        with contextlib.suppress(OrlopError, OSError):
+            await self._runtime(runtime, root, *args)
+
+    async def runtime_for(self, record: dict, *args: str) -> str:
+        runtime = self.runtime_path(record["HostConfig"]["Runtime"])
+        return await self._runtime(runtime, self.paths.runtime_root(runtime), *args)
+
+    # -- exits, restart policies ----------------------------------------------------------------
+    async def _monitor(self, cid: str) -> None:
+        state_dir = self.paths.state_dir(cid)
+        result = None
+        try:
+            result = await shim_client.call(state_dir, {"op": "wait"})
+        except (shim_client.ShimGone, OSError, ValueError):
+            result = shim_client.read_exit(state_dir)
+        except asyncio.CancelledError:
+            return
+        if result is None:
+            await asyncio.sleep(0.1)
+            result = shim_client.read_exit(state_dir) or {"exit_code": 255, "oom_killed": False,
+                                                         "finished_at": now()}
+        self.monitors.pop(cid, None)
+        await self._handle_exit(cid, result)
+
+    async def _handle_exit(self, cid: str, result: dict) -> None:
+        record = self.store.records.get(cid)
+        if record is None:
+            return
+        state = record["State"]
+        state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
+                     ExitCode=result.get("exit_code", 255), OOMKilled=bool(result.get("oom_killed")),
+                     FinishedAt=result.get("finished_at") or now())
+        self._unmount_rootfs(os.path.join(self.store.dir(cid), "rootfs"))
+        shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
+        restart = self._should_restart(record)
+        if restart:
+            state["Restarting"] = True
+            state["Status"] = "restarting"
+        self.store.save(record)
+        if state["OOMKilled"]:
+            self._event(record, "oom")
+        self._event(record, "die", exitCode=str(state["ExitCode"]))
+        event = self.exits.pop(cid, None)
+        if event:
+            event.set()
+        if restart:
+            asyncio.create_task(self._restart_later(cid))
+        elif record["HostConfig"].get("AutoRemove"):
+            await self.remove(cid, force=True)
+
+    def _should_restart(self, record: dict) -> bool:
+        policy = record["HostConfig"].get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        if record["Orlop"].get("ManualStop") or name == "no":
+            return False
+        if name == "on-failure":
+            limit = policy.get("MaximumRetryCount") or 0
+            return record["State"]["ExitCode"] != 0 and (limit == 0 or record["RestartCount"] < limit)
+        return True
+
+    async def _restart_later(self, cid: str) -> None:
+        record = self.store.records.get(cid)
+        if record is None:
+            return
+        delay = min(0.1 * 2 ** min(record["RestartCount"], 10), 60)  # Docker's back-off
+        await asyncio.sleep(delay)
+        record = self.store.records.get(cid)
+        if record is None or record["Orlop"].get("ManualStop") or record["State"]["Running"]:
+            return
+        record["RestartCount"] += 1
+        try:
+            async with self.lock(cid):
+                await self._start(record)
+        except OrlopError as e:
+            record["State"].update(Status="exited", Restarting=False, Error=str(e))
+            self.store.save(record)
+
+    # -- waiting ---------------------------------------------------------------------------------
+    async def wait(self, ref: str, condition: str = "not-running") -> dict:
+        record = self.get(ref)
+        cid = record["Id"]
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        if condition == "not-running" and not record["State"]["Running"] and not record["State"]["Restarting"]:
+            return {"StatusCode": record["State"]["ExitCode"], "Error": None}
+        if condition == "removed":
+            event = self.removed.setdefault(cid, asyncio.Event())
+            exit_event = self.exits.setdefault(cid, asyncio.Event())
+            await exit_event.wait()
+            code = record["State"]["ExitCode"]
+            if record["HostConfig"].get("AutoRemove"):
+                await event.wait()
+            return {"StatusCode": code, "Error": None}
+        event = self.exits.setdefault(cid, asyncio.Event())
+        await event.wait()
+        return {"StatusCode": record["State"]["ExitCode"], "Error": None}
+
+    # -- signals, stop, pause --------------------------------------------------------------------
+    async def kill(self, ref: str, sig: str | None = None) -> None:
+        record = self.get(ref)
+        number = signal_number(sig, signal.SIGKILL)
+        if not record["State"]["Running"]:
+            raise Conflict(f"Container {record['Id']} is not running")
+        if number == signal.SIGKILL:
+            record["Orlop"]["ManualStop"] = record["Orlop"].get("ManualStop") or False
+        await self.runtime_for(record, "kill", record["Id"], str(number))
+        self._event(record, "kill", signal=str(number))
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        record = self.get(ref)
+        cid = record["Id"]
+        if not record["State"]["Running"]:
+            if record["State"]["Restarting"]:
+                record["Orlop"]["ManualStop"] = True
+                self.store.save(record)
+                return
+            raise NotModified("container already stopped")
+        record["Orlop"]["ManualStop"] = True
+        self.store.save(record)
+        if timeout is None:
+            timeout = record["Config"].get("StopTimeout")
+            timeout = 10 if timeout is None else timeout
+        number = signal_number(sig or record["Config"].get("StopSignal"), signal.SIGTERM)
+        exited = self.exits.setdefault(cid, asyncio.Event())
+        if record["State"]["Paused"]:
+            await self.unpause(cid)
+        with contextlib.suppress(OrlopError):
+            await self.runtime_for(record, "kill", cid, str(number))
+        if timeout < 0:
+            await exited.wait()
+        else:
+            try:
+                await asyncio.wait_for(exited.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(OrlopError):
+                    await self.runtime_for(record, "kill", cid, "9")
+                await exited.wait()
+        self._event(record, "stop")
+
+    async def restart(self, ref: str, timeout: int | None = None) -> None:
+        record = self.get(ref)
+        if record["State"]["Running"]:
+            await self.stop(record["Id"], timeout)
+        await self.start(record["Id"])
+        self._event(record, "restart")
+
+    async def pause(self, ref: str) -> None:
+        record = self.get(ref)
+        if not record["State"]["Running"]:
+            raise Conflict(f"Container {record['Id']} is not running")
+        if record["State"]["Paused"]:
+            raise Conflict(f"Container {record['Id']} is already paused")
+        await self.runtime_for(record, "pause", record["Id"])
+        record["State"].update(Paused=True, Status="paused")
+        self.store.save(record)
+        self._event(record, "pause")
+
+    async def unpause(self, ref: str) -> None:
+        record = self.get(ref)
+        if not record["State"]["Paused"]:
+            raise Conflict(f"Container {record['Id']} is not paused")
+        await self.runtime_for(record, "resume", record["Id"])
+        record["State"].update(Paused=False, Status="running")
+        self.store.save(record)
+        self._event(record, "unpause")
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        record = self.get(ref)
+        new_name = (new_name or "").lstrip("/")
+        if not new_name:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        if len(new_name) < 2 or not set(new_name) <= VALID_NAME or not new_name[0].isalnum():
+            raise InvalidParameter(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if record["Name"] == "/" + new_name:
+            raise Conflict("Renaming a container with the same name as its current name")
+        self.store.check_name_free(new_name)
+        old = record["Name"]
+        record["Name"] = "/" + new_name
+        self.store.save(record)
+        self._event(record, "rename", oldName=old)
+
+    # -- remove ----------------------------------------------------------------------------------
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        record = self.get(ref)
+        cid = record["Id"]
+        if record["State"]["Running"] or record["State"]["Restarting"]:
+            if not force:
+                what = "paused" if record["State"]["Paused"] else "running"
+                raise Conflict(f"You cannot remove a {what} container {cid}. Stop the container before "
+                               f"attempting removal or force remove")
+            record["Orlop"]["ManualStop"] = True
+            if record["State"]["Running"]:
+                exited = self.exits.setdefault(cid, asyncio.Event())
+                if record["State"]["Paused"]:
+                    with contextlib.suppress(OrlopError):
+                        await self.runtime_for(record, "resume", cid)
+                with contextlib.suppress(OrlopError):
+                    await self.runtime_for(record, "kill", cid, "9")
+                try:
+                    await asyncio.wait_for(exited.wait(), 10)
+                except TimeoutError:
+                    pass
+        if self.store.records.get(cid) is None:
+            return  # removed meanwhile (AutoRemove)
+        self._unmount_rootfs(os.path.join(self.store.dir(cid), "rootfs"))
+        with contextlib.suppress(Exception):
+            self.images.snapshotter.remove(record["Orlop"]["Snapshot"])
+        shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
+        self.store.delete(cid)
+        self._event(record, "destroy")
+        self.removed.setdefault(cid, asyncio.Event()).set()
+        self.locks.pop(cid, None)
+
+    # -- live restore ----------------------------------------------------------------------------
+    async def restore(self) -> None:
+        """After a daemon (re)start: follow the shims still running, record the exits that
+        happened while the daemon was away, and start containers whose policy says so."""
+        for cid, record in list(self.store.records.items()):
+            state = record["State"]
+            state_dir = self.paths.state_dir(cid)
+            if state["Running"]:
+                try:
+                    answer = await shim_client.call(state_dir, {"op": "state"})
+                except (shim_client.ShimGone, OSError, ValueError):
+                    answer = None
+                if answer and answer.get("status") == "running":
+                    self.exits.setdefault(cid, asyncio.Event())
+                    self.monitors[cid] = asyncio.create_task(self._monitor(cid))
+                    continue
+                result = shim_client.read_exit(state_dir) or {"exit_code": 255, "oom_killed": False,
+                                                             "finished_at": now()}
+                await self._handle_exit(cid, result)
+            elif state["Restarting"]:
+                asyncio.create_task(self._restart_later(cid))
+            elif (record["HostConfig"].get("RestartPolicy") or {}).get("Name") == "always" and \
+                    state["StartedAt"] != ZERO_TIME:
+                asyncio.create_task(self._restart_later(cid))
+
+    def used_images(self) -> dict[str, list[str]]:
+        users: dict[str, list[str]] = {}
+        for cid, record in self.store.records.items():
+            users.setdefault(record["Image"], []).append(cid)
+        return users
+
+
+def _graph_data(mounts: list[Mount]) -> dict:
+    data = {}
+    for mount in mounts:
+        for option in mount.options:
+            key, _, value = option.partition("=")
+            if key in ("lowerdir", "upperdir", "workdir"):
+                data[{"lowerdir": "LowerDir", "upperdir": "UpperDir", "workdir": "WorkDir"}[key]] = value
+    return data
+
+
+def _size(value) -> int:
+    if not value:
+        return 0
+    text = str(value).strip().lower()
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    if text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def _resolv_conf(host_config: dict, host_network: bool) -> str:
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    if host_network and not host_config.get("Dns"):
+        return "\n".join(lines) + "\n"
+    # A loopback resolver of the host is unreachable from the container's own network.
+    servers = host_config.get("Dns") or [line.split()[1] for line in lines
+                                          if line.startswith("nameserver ") and len(line.split()) > 1
+                                          and not line.split()[1].startswith(("127.", "::1"))]
+    servers = servers or ["8.8.8.8", "8.8.4.4"]
+    other = [line for line in lines if line.startswith(("search ", "options "))]
+    if host_config.get("DnsSearch"):
+        other = [line for line in other if not line.startswith("search ")] + [
+            "search " + " ".join(host_config["DnsSearch"])]
+    if host_config.get("DnsOptions"):
+        other.append("options " + " ".join(host_config["DnsOptions"]))
+    return "".join(f"nameserver {s}\n" for s in servers) + "".join(line + "\n" for line in other)
+
+
+def _runtime_message(message: str) -> str:
+    """runc's JSON log line or plain text → the error text, keeping the phrases the docker CLI
+    maps to exit codes 126/127 ("executable file not found", "permission denied")."""
+    with contextlib.suppress(ValueError):
+        entry = json.loads(message)
+        if isinstance(entry, dict) and "msg" in entry:
+            message = entry["msg"]
+    return message

@@ -1,0 +1,62 @@
+"""The image service orlopd serves: the stores under one data root, names resolved as the
+docker CLI gives them, pulls streamed as progress events, images unpacked into snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from orlop.errors import InvalidParameter, NotFound
+from orlop.images import manage
+from orlop.images.content import ContentStore
+from orlop.images.reference import InvalidReference, parse
+from orlop.images.store import ImageNotFound, ImageRecord, ImageStore
+from orlop.snapshots import OverlaySnapshotter
+
+
+class ImageService:
+    def __init__(self, data_root: str, insecure_hosts: frozenset[str] = frozenset()) -> None:
+        self.content = ContentStore(os.path.join(data_root, "content"))
+        self.images = ImageStore(os.path.join(data_root, "images"))
+        self.snapshotter = OverlaySnapshotter(os.path.join(data_root, "snapshots"))
+        self.insecure_hosts = insecure_hosts
+        self._unpack_lock = asyncio.Lock()
+
+    def normalise(self, name: str) -> str:
+        try:
+            return str(parse(name))
+        except InvalidReference as e:
+            raise InvalidParameter(str(e)) from None
+
+    def resolve(self, name: str) -> ImageRecord:
+        """A name as typed (busybox, busybox:1, host/x@sha256:…) or an image ID (prefix)."""
+        try:
+            return manage.get_record(self.images, self.normalise(name))
+        except (ImageNotFound, InvalidParameter):
+            try:
+                return manage.get_record(self.images, name)
+            except ImageNotFound:
+                raise NotFound(f"No such image: {name}") from None
+
+    def config(self, record: ImageRecord) -> dict:
+        return json.loads(self.content.read(record.config))
+
+    async def unpacked(self, record: ImageRecord) -> str:
+        """The chain ID of the image's top snapshot, unpacking what is missing (one at a time)."""
+        from orlop.images.unpack import unpack_image
+
+        async with self._unpack_lock:
+            return await asyncio.to_thread(unpack_image, record, self.content, self.snapshotter)
+
+    async def pull(self, name: str, platform: str | None, credentials, progress) -> ImageRecord:
+        from orlop.images.pull import parse_platform, pull
+        from orlop.images.unpack import unpack_image
+
+        ref = parse(name)
+        record = await pull(ref, self.content, self.images, credentials=credentials,
+                            platform=parse_platform(platform) if platform else None,
+                            insecure_hosts=self.insecure_hosts, progress=progress)
+        async with self._unpack_lock:
+            await asyncio.to_thread(unpack_image, record, self.content, self.snapshotter, progress)
+        return record

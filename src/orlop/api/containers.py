@@ -16,7 +16,8 @@ from orlop.containers.events import Events
 from orlop.containers.execs import ExecService
 from orlop.containers.logs import entry_time
 from orlop.containers.service import ContainerService
-from orlop.errors import Conflict, InvalidParameter
+from orlop.containers.shim_client import ShimConnection
+from orlop.errors import Conflict, InvalidParameter, OrlopError
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
@@ -257,28 +258,43 @@ class ContainerRoutes:
         if not boolean(request, "stream"):
             hijack.close()
             return hijack.finished()
-        shim = None
-        state_dir = self.containers.paths.state_dir(cid)
-        if not record["State"]["Running"]:
-            future = asyncio.get_running_loop().create_future()
-            self.containers.pending_attach.setdefault(cid, []).append(future)
-            waiter = asyncio.ensure_future(hijack.proto.incoming.get())
-            done, _ = await asyncio.wait({future, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if future not in done:
-                future.cancel()
+        attach_request = {"op": "attach", "stdin": want_stdin, "stdout": boolean(request, "stdout"),
+                          "stderr": boolean(request, "stderr"),
+                          "stdin_once": bool(record["Config"].get("StdinOnce"))}
+        if record["State"]["Running"]:
+            shim = await self._attach_running(cid, attach_request)
+        else:
+            shim = await self._attach_at_start(cid, attach_request, hijack)
+            if shim is None:
                 hijack.close()
                 return hijack.finished()
-            waiter.cancel()
-        try:
-            _, shim = await shim_client.request(state_dir, {
-                "op": "attach", "stdin": want_stdin, "stdout": boolean(request, "stdout"),
-                "stderr": boolean(request, "stderr"), "stdin_once": bool(record["Config"].get("StdinOnce"))})
-        except Exception:
-            shim = None
         self.events.emit("container", "attach", cid, {"name": record["Name"].lstrip("/"),
                                                       "image": record["Config"].get("Image", "")})
         await streams.join(hijack, shim, tty, want_stdin)
         return hijack.finished()
+
+    async def _attach_running(self, cid: str, attach_request: dict) -> ShimConnection | None:
+        try:
+            _, shim = await shim_client.request(self.containers.paths.state_dir(cid), attach_request)
+        except OrlopError:
+            return None  # it exited meanwhile: the stream is simply empty
+        return shim
+
+    async def _attach_at_start(self, cid: str, attach_request: dict,
+                               hijack: streams.Hijack) -> ShimConnection | None:
+        """Wait for the container's start (the service connects us to the shim before the
+        process runs) or for the client to go away."""
+        future = asyncio.get_running_loop().create_future()
+        self.containers.pending_attach.setdefault(cid, []).append((future, attach_request))
+        # Only a lost connection cancels: stdin sent before start stays queued for the shim.
+        await asyncio.wait({future, hijack.proto.closed}, return_when=asyncio.FIRST_COMPLETED)
+        if not future.done():
+            future.cancel()
+            return None
+        try:
+            return future.result()
+        except OrlopError:
+            return None
 
     async def resize(self, request: web.Request) -> web.Response:
         record = self.containers.get(request.match_info["id"])

@@ -49,6 +49,7 @@ class _Hijacked(asyncio.Protocol):
         self.writable = asyncio.Event()
         self.writable.set()
         self.lost = False
+        self.closed = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         self.incoming.put_nowait(data)
@@ -59,6 +60,8 @@ class _Hijacked(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.lost = True
+        if not self.closed.done():
+            self.closed.set_result(None)
         self.incoming.put_nowait(None)
         self.writable.set()
 

@@ -35,7 +35,8 @@ class ExecService:
             "OpenStderr": bool(body.get("AttachStderr")),
             "ProcessConfig": {"tty": bool(body.get("Tty")), "entrypoint": cmd[0], "arguments": cmd[1:],
                               "privileged": bool(body.get("Privileged")), "user": body.get("User") or ""},
-            "Orlop": {"Env": body.get("Env") or [], "WorkingDir": body.get("WorkingDir") or ""},
+            "Orlop": {"Env": body.get("Env") or [], "WorkingDir": body.get("WorkingDir") or "",
+                      "ConsoleSize": body.get("ConsoleSize")},
         }
         record["ExecIDs"] = [*(record.get("ExecIDs") or []), exec_id]
         return exec_id
@@ -69,4 +70,7 @@ class ExecService:
             caps = spec.host_capabilities()
             process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
         process.pop("consoleSize", None)
+        size = spec.console_size(exec_record["Orlop"].get("ConsoleSize")) if pc["tty"] else None
+        if size:
+            process["consoleSize"] = size
         return process

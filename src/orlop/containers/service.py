@@ -213,11 +213,8 @@ class ContainerService:
                 "log_max_size": _size(log_opts.get("max-size")), "log_max_file": log_opts.get("max-file"),
                 "tty": cfg.get("Tty"), "stdin": cfg.get("OpenStdin"), "stdin_once": cfg.get("StdinOnce"),
             })
-            self.exits[cid] = asyncio.Event()
-            for future in self.pending_attach.pop(cid, []):  # attached before start: no output lost
-                if not future.done():
-                    future.set_result(state_dir)
-            await asyncio.sleep(0)
+            self.exits.setdefault(cid, asyncio.Event())  # `wait` may already be waiting on it
+            await self._connect_pending_attaches(cid, state_dir)
             await self._runtime(runtime, runtime_root, "start", cid)
         except BaseException:
             await self._runtime_quiet(runtime, runtime_root, "delete", "--force", cid)
@@ -230,6 +227,19 @@ class ContainerService:
         self.store.save(record)
         self._event(record, "start")
         self.monitors[cid] = asyncio.create_task(self._monitor(cid))
+
+    async def _connect_pending_attaches(self, cid: str, state_dir: str) -> None:
+        """Clients that attached before start get their shim stream now, before the process
+        runs, so that none of its output is missed (as `docker run` relies on)."""
+        for future, attach_request in self.pending_attach.pop(cid, []):
+            if future.done():
+                continue
+            try:
+                _, conn = await shim_client.request(state_dir, attach_request)
+            except OrlopError as e:
+                future.set_exception(e)
+            else:
+                future.set_result(conn)
 
     def _mount_rootfs(self, record: dict, rootfs: str) -> None:
         os.makedirs(rootfs, exist_ok=True)

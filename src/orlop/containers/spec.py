@@ -222,6 +222,14 @@ def mounts(record: dict, files: dict[str, str]) -> list[dict]:
     return result
 
 
+def console_size(value) -> dict | None:
+    """A client's [height, width] (the docker CLI sends its terminal's at create and exec
+    create, so that the first program sees the right size before any resize arrives)."""
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and 0 < v < 65536 for v in value):
+        return {"height": value[0], "width": value[1]}
+    return None
+
+
 def generate(record: dict, image_config: dict, rootfs: str, files: dict[str, str],
              seccomp_profile: dict | None) -> dict:
     """config.json for `record` (a container record: Config, HostConfig, Id)."""
@@ -243,6 +251,9 @@ def generate(record: dict, image_config: dict, rootfs: str, files: dict[str, str
         "noNewPrivileges": "no-new-privileges" in (hc.get("SecurityOpt") or [])
                            or "no-new-privileges:true" in (hc.get("SecurityOpt") or []),
     }
+    size = console_size(hc.get("ConsoleSize")) if config.get("Tty") else None
+    if size:
+        process["consoleSize"] = size
     if hc.get("OomScoreAdj"):
         process["oomScoreAdj"] = hc["OomScoreAdj"]
     limits = rlimits(hc)

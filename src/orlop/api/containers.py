@@ -256,7 +256,7 @@ class ContainerRoutes:
         want_stdin = boolean(request, "stdin")
         hijack = streams.Hijack.take(request, RAW if tty else MULTIPLEXED)
         if not boolean(request, "stream"):
-            hijack.close()
+            await hijack.close()
             return hijack.finished()
         attach_request = {"op": "attach", "stdin": want_stdin, "stdout": boolean(request, "stdout"),
                           "stderr": boolean(request, "stderr"),
@@ -266,7 +266,7 @@ class ContainerRoutes:
         else:
             shim = await self._attach_at_start(cid, attach_request, hijack)
             if shim is None:
-                hijack.close()
+                await hijack.close()
                 return hijack.finished()
         self.events.emit("container", "attach", cid, {"name": record["Name"].lstrip("/"),
                                                       "image": record["Config"].get("Image", "")})

@@ -10,6 +10,7 @@ container's stdin while output keeps flowing (aiohttp would close on EOF).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 from aiohttp import web
@@ -100,9 +101,17 @@ class Hijack:
         self.transport.write(data)
         await self.proto.writable.wait()
 
-    def close(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.close()
+    async def close(self, linger: float = 2.0) -> None:
+        """End the stream with a half-close and let the client close: closing at once while
+        its bytes (stdin, a late resize) are still arriving would reset the connection and
+        make it lose the end of the output."""
+        if self.transport.is_closing():
+            return
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.proto.closed), linger)
+        self.transport.close()
 
     @staticmethod
     def finished() -> web.Response:
@@ -154,5 +163,5 @@ async def join(hijack: Hijack, shim: ShimConnection | None, tty: bool, stdin: bo
         pump.cancel()
         if shim is not None:
             shim.close()
-        hijack.close()
+        await hijack.close()
     return result

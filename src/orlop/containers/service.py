@@ -184,12 +184,28 @@ class ContainerService:
         async with self.lock(record["Id"]):
             if record["State"]["Running"]:
                 raise NotModified("container already started")
+            record["Orlop"]["ManualStop"] = False
             try:
                 await self._start(record)
             except OrlopError as e:
-                record["State"].update(Error=str(e), ExitCode=128 if "not found" not in str(e) else 127)
-                self.store.save(record)
+                await self._start_failed(record, e)
                 raise
+
+    async def _start_failed(self, record: dict, error: OrlopError) -> None:
+        """Docker's exit codes for a start that never ran the command (127: not found, 126:
+        not executable, 128 otherwise); `--rm` removes the container, attached clients end."""
+        cid = record["Id"]
+        message = str(error)
+        code = 127 if ("not found" in message or "no such file" in message.lower()) else \
+            126 if "permission denied" in message.lower() else 128
+        record["State"].update(Status="exited" if record["State"]["StartedAt"] != ZERO_TIME else "created",
+                               Running=False, Restarting=False, Pid=0, Error=message, ExitCode=code)
+        self.store.save(record)
+        for future, _ in self.pending_attach.pop(cid, []):
+            if not future.done():
+                future.set_exception(OrlopError(message))
+        if record["HostConfig"].get("AutoRemove"):
+            await self.remove(cid, force=True)
 
     async def _start(self, record: dict) -> None:
         cid = record["Id"]
@@ -223,7 +239,6 @@ class ContainerService:
         state = record["State"]
         state.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False, Dead=False,
                      Pid=answer["pid"], ExitCode=0, Error="", StartedAt=now())
-        record["Orlop"]["ManualStop"] = False
         self.store.save(record)
         self._event(record, "start")
         self.monitors[cid] = asyncio.create_task(self._monitor(cid))
@@ -356,13 +371,15 @@ class ContainerService:
         record = self.store.records.get(cid)
         if record is None or record["Orlop"].get("ManualStop") or record["State"]["Running"]:
             return
-        record["RestartCount"] += 1
-        try:
-            async with self.lock(cid):
+        async with self.lock(cid):
+            if record["Orlop"].get("ManualStop") or record["State"]["Running"] or cid not in self.store.records:
+                return  # stopped or removed while we slept
+            record["RestartCount"] += 1
+            try:
                 await self._start(record)
-        except OrlopError as e:
-            record["State"].update(Status="exited", Restarting=False, Error=str(e))
-            self.store.save(record)
+            except OrlopError as e:
+                record["State"].update(Status="exited", Restarting=False, Error=str(e))
+                self.store.save(record)
 
     # -- waiting ---------------------------------------------------------------------------------
     async def wait(self, ref: str, condition: str = "not-running") -> dict:
@@ -373,13 +390,8 @@ class ContainerService:
         if condition == "not-running" and not record["State"]["Running"] and not record["State"]["Restarting"]:
             return {"StatusCode": record["State"]["ExitCode"], "Error": None}
         if condition == "removed":
-            event = self.removed.setdefault(cid, asyncio.Event())
-            exit_event = self.exits.setdefault(cid, asyncio.Event())
-            await exit_event.wait()
-            code = record["State"]["ExitCode"]
-            if record["HostConfig"].get("AutoRemove"):
-                await event.wait()
-            return {"StatusCode": code, "Error": None}
+            await self.removed.setdefault(cid, asyncio.Event()).wait()
+            return {"StatusCode": record["State"]["ExitCode"], "Error": None}
         event = self.exits.setdefault(cid, asyncio.Event())
         await event.wait()
         return {"StatusCode": record["State"]["ExitCode"], "Error": None}
@@ -398,14 +410,16 @@ class ContainerService:
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         record = self.get(ref)
         cid = record["Id"]
-        if not record["State"]["Running"]:
-            if record["State"]["Restarting"]:
-                record["Orlop"]["ManualStop"] = True
-                self.store.save(record)
-                return
-            raise NotModified("container already stopped")
-        record["Orlop"]["ManualStop"] = True
-        self.store.save(record)
+        async with self.lock(cid):  # not while a restart policy is starting it again
+            if not record["State"]["Running"]:
+                if record["State"]["Restarting"]:
+                    record["Orlop"]["ManualStop"] = True
+                    record["State"].update(Restarting=False, Status="exited")
+                    self.store.save(record)
+                    return
+                raise NotModified("container already stopped")
+            record["Orlop"]["ManualStop"] = True
+            self.store.save(record)
         if timeout is None:
             timeout = record["Config"].get("StopTimeout")
             timeout = 10 if timeout is None else timeout

@@ -1,0 +1,240 @@
+"""orlopd driven by the real docker CLI (v28): the seed demos of the Docker docs, pty,
+logs, stop timeouts, restart policies, --rm, and the API's errors, under orlop-runtime and
+runc (and crun where this host lets it run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from conftest import needs_root
+from daemon_fixture import DOCKER, running_daemon
+
+pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists(DOCKER), reason="no docker CLI")]
+
+RUNTIMES = ["orlop-runtime", "runc"]
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def daemon(request):
+    if request.param != "orlop-runtime" and not shutil.which(request.param):
+        pytest.skip(f"{request.param} is not installed")
+    with running_daemon(request.param) as d:
+        yield d
+
+
+def wait_for(predicate, timeout: float = 10, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def inspect(daemon, name: str, template: str) -> str:
+    return daemon.docker("inspect", "-f", template, name).stdout.strip()
+
+
+def test_hello_world(daemon):
+    assert daemon.docker("run", "--rm", "busybox", "echo", "hello", "world").stdout == "hello world\n"
+
+
+def test_the_container_is_pid_1_with_the_hosts_kernel_and_the_images_files(daemon):
+    out = daemon.docker("run", "--rm", "busybox", "sh", "-c", "echo $$; uname -r; cat /etc/os-release").stdout
+    pid, release, *os_release = out.splitlines()
+    assert pid == "1"
+    assert release == os.uname().release
+    assert "ID=orlop-busybox" in os_release
+
+
+def test_the_exit_code_and_stderr_come_through(daemon):
+    done = daemon.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+
+
+def test_host_pid_namespaces_and_kill_9_gives_137(daemon):
+    daemon.docker("run", "-d", "--name", "pidns", "busybox", "sleep", "1000")
+    pid = int(inspect(daemon, "pidns", "{{.State.Pid}}"))
+    assert pid > 1 and os.path.exists(f"/proc/{pid}")
+    for kind in ("pid", "mnt", "uts", "ipc", "net"):
+        assert os.readlink(f"/proc/{pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}"), kind
+    assert daemon.docker("exec", "pidns", "cat", "/proc/1/comm").stdout == "sleep\n"
+    os.kill(pid, 9)
+    wait_for(lambda: "Exited (137)" in daemon.docker("ps", "-a", "--filter", "name=pidns").stdout)
+    assert inspect(daemon, "pidns", "{{.State.ExitCode}} {{.State.Running}}") == "137 false"
+    daemon.docker("rm", "pidns")
+
+
+def test_hostname_is_the_short_id_and_etc_files_are_written(daemon):
+    cid = daemon.docker("run", "-d", "busybox", "sleep", "1000").stdout.strip()
+    try:
+        out = daemon.docker("exec", cid, "sh", "-c", "hostname; cat /etc/hosts; cat /etc/resolv.conf").stdout
+        assert out.splitlines()[0] == cid[:12]
+        assert "localhost" in out
+        assert "nameserver" in out
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
+def test_detached_ps_logs_stop_rm(daemon):
+    daemon.docker("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+                  "trap 'echo bye; exit 7' TERM; echo started; while true; do sleep 0.1; done")
+    wait_for(lambda: "started" in daemon.docker("logs", "ticker").stdout)
+    ps = daemon.docker("ps", "--format", "{{.Names}} {{.Status}}").stdout
+    assert "ticker Up" in ps
+    daemon.docker("stop", "ticker")
+    assert inspect(daemon, "ticker", "{{.State.ExitCode}}") == "7"
+    assert daemon.docker("logs", "ticker").stdout == "started\nbye\n"
+    daemon.docker("rm", "ticker")
+    assert daemon.docker("ps", "-a", "-q", "--filter", "name=ticker").stdout == ""
+
+
+def test_stop_kills_after_the_timeout(daemon):
+    daemon.docker("run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; sleep 1000 & wait")
+    started = time.monotonic()
+    daemon.docker("stop", "-t", "1", "stubborn")
+    assert time.monotonic() - started >= 1
+    assert inspect(daemon, "stubborn", "{{.State.ExitCode}}") == "137"
+    daemon.docker("rm", "stubborn")
+
+
+def test_stop_signal_from_the_create_request(daemon):
+    daemon.docker("run", "-d", "--name", "usr1", "--stop-signal", "USR1", "busybox", "sh", "-c",
+                  "trap 'exit 11' USR1; while true; do sleep 0.1; done")
+    daemon.docker("stop", "usr1")
+    assert inspect(daemon, "usr1", "{{.State.ExitCode}}") == "11"
+    daemon.docker("rm", "usr1")
+
+
+def test_logs_follow_timestamps_tail(daemon):
+    daemon.docker("run", "-d", "--name", "counter", "busybox", "sh", "-c",
+                  "for i in 1 2 3 4 5; do echo line$i; sleep 0.2; done")
+    followed = daemon.docker("logs", "-f", "counter", timeout=30).stdout
+    assert followed == "".join(f"line{i}\n" for i in range(1, 6))
+    assert daemon.docker("logs", "--tail", "2", "counter").stdout == "line4\nline5\n"
+    stamped = daemon.docker("logs", "-t", "counter").stdout.splitlines()
+    assert stamped[0].endswith(" line1") and stamped[0][:4].isdigit() and "T" in stamped[0]
+    daemon.docker("rm", "counter")
+
+
+def test_stdin_is_piped_with_i(daemon):
+    done = daemon.docker("run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z", input="piped in\n")
+    assert done.stdout == "PIPED IN\n"
+
+
+def test_it_runs_in_a_pty_of_the_clients_size(daemon):
+    command = f"stty cols 100 rows 30; DOCKER_HOST={daemon.host} {DOCKER} run -it --rm busybox " \
+              "sh -c 'tty; stty size; exit 5'"
+    done = subprocess.run(["script", "-eqc", command, "/dev/null"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 5
+    assert "/dev/pts/0" in done.stdout
+    assert "30 100" in done.stdout
+
+
+def test_exec_with_a_tty_and_exit_code(daemon):
+    daemon.docker("run", "-d", "--name", "exectty", "busybox", "sleep", "1000")
+    command = f"DOCKER_HOST={daemon.host} {DOCKER} exec -it exectty sh -c 'tty; exit 4'"
+    done = subprocess.run(["script", "-eqc", command, "/dev/null"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 4 and "/dev/pts/" in done.stdout
+    done = daemon.docker("exec", "-e", "X=1", "-w", "/tmp", "exectty", "sh", "-c", "echo $X $(pwd); exit 6",
+                         check=False)
+    assert (done.returncode, done.stdout) == (6, "1 /tmp\n")
+    daemon.docker("rm", "-f", "exectty")
+
+
+def test_restart_policies(daemon):
+    daemon.docker("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3")
+    wait_for(lambda: inspect(daemon, "flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited", timeout=20)
+    assert inspect(daemon, "flaky", "{{.State.ExitCode}}") == "3"
+    daemon.docker("rm", "flaky")
+    daemon.docker("run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2")
+    wait_for(lambda: int(inspect(daemon, "always", "{{.RestartCount}}")) >= 2, timeout=20)
+    daemon.docker("stop", "always")
+    count = inspect(daemon, "always", "{{.RestartCount}}")
+    time.sleep(1)
+    assert inspect(daemon, "always", "{{.RestartCount}} {{.State.Running}}") == f"{count} false"
+    daemon.docker("rm", "always")
+
+
+def test_rm_option_removes_the_container(daemon):
+    daemon.docker("run", "--rm", "--name", "gone", "busybox", "true")
+    assert daemon.docker("ps", "-aq", "--filter", "name=gone").stdout == ""
+
+
+def test_pause_unpause_restart_rename_top_wait(daemon):
+    daemon.docker("run", "-d", "--name", "life", "busybox", "sleep", "1000")
+    daemon.docker("pause", "life")
+    assert inspect(daemon, "life", "{{.State.Status}}") == "paused"
+    daemon.docker("unpause", "life")
+    first_pid = inspect(daemon, "life", "{{.State.Pid}}")
+    daemon.docker("restart", "-t", "0", "life")
+    assert inspect(daemon, "life", "{{.State.Status}}") == "running"
+    assert inspect(daemon, "life", "{{.State.Pid}}") != first_pid
+    daemon.docker("rename", "life", "life2")
+    assert "sleep 1000" in daemon.docker("top", "life2").stdout
+    daemon.docker("kill", "life2")
+    assert daemon.docker("wait", "life2").stdout.strip() == "137"
+    daemon.docker("rm", "life2")
+
+
+def test_create_options_reach_the_container(daemon):
+    out = daemon.docker("run", "--rm", "-e", "GREETING=hi", "-w", "/tmp", "-u", "1000:1000", "--hostname", "box",
+                        "busybox", "sh", "-c", "echo $GREETING $(pwd) $(id -u):$(id -g) $(hostname)").stdout
+    assert out == "hi /tmp 1000:1000 box\n"
+    done = daemon.docker("run", "--rm", "--read-only", "busybox", "touch", "/file", check=False)
+    assert done.returncode != 0 and "Read-only file system" in done.stderr
+    out = daemon.docker("run", "--rm", "--cap-drop", "ALL", "busybox", "grep", "CapEff", "/proc/self/status").stdout
+    assert out.split()[1] == "0000000000000000"
+    out = daemon.docker("run", "--rm", "--entrypoint", "echo", "busybox", "from", "entrypoint").stdout
+    assert out == "from entrypoint\n"
+    out = daemon.docker("run", "--rm", "--memory", "64m", "--pids-limit", "50", "busybox", "sh", "-c",
+                        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max "
+                        "/sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null", check=False).stdout
+    assert str(64 << 20) in out.split() and "50" in out.split()
+
+
+def test_the_default_seccomp_profile_and_capabilities(daemon):
+    out = daemon.docker("run", "--rm", "busybox", "grep", "-E", "^(Seccomp|CapEff):", "/proc/self/status").stdout
+    fields = dict(line.split(":\t") for line in out.splitlines())
+    assert fields["Seccomp"] == "2"
+    assert fields["CapEff"] == "00000000a80425fb"  # Docker's default set
+
+
+def test_events_stream_reports_the_lifecycle(daemon):
+    since = str(int(time.time()) - 1)
+    daemon.docker("run", "--rm", "--name", "evented", "busybox", "true")
+    until = str(int(time.time()) + 1)
+    out = daemon.docker("events", "--since", since, "--until", until, "--filter", "container=evented",
+                        "--format", "{{json .}}").stdout
+    actions = [json.loads(line)["Action"] for line in out.splitlines()]
+    for action in ("create", "attach", "start", "die", "destroy"):
+        assert action in actions
+
+
+def test_errors_are_dockers(daemon):
+    done = daemon.docker("inspect", "no-such-container", check=False)
+    assert done.returncode == 1 and "No such object: no-such-container" in done.stderr
+    done = daemon.docker("start", "no-such-container", check=False)
+    assert "No such container: no-such-container" in done.stderr
+    done = daemon.docker("run", "--rm", "no-such-image-here:1", "true", check=False)
+    assert done.returncode == 125
+    done = daemon.docker("run", "--rm", "busybox", "/no/such/binary", check=False)
+    assert done.returncode == 127, done.stderr
+    daemon.docker("create", "--name", "dup", "busybox", "true")
+    done = daemon.docker("create", "--name", "dup", "busybox", "true", check=False)
+    assert done.returncode != 0 and "Conflict" in done.stderr and "already in use" in done.stderr
+    daemon.docker("rm", "dup")
+    daemon.docker("run", "-d", "--name", "busy", "busybox", "sleep", "1000")
+    done = daemon.docker("rm", "busy", check=False)
+    assert done.returncode == 1 and "cannot remove a running container" in done.stderr
+    done = daemon.docker("rmi", "busybox", check=False)
+    assert done.returncode == 1 and "conflict" in done.stderr.lower()
+    daemon.docker("rm", "-f", "busy")

@@ -101,7 +101,8 @@ class Daemon:
             if entry.isdigit():
                 with contextlib.suppress(OSError):
                     with open(f"/proc/{entry}/cmdline", "rb") as f:
-                        if self.exec_root.encode() in f.read() and int(entry) != os.getpid():
+                        cmdline = f.read()
+                        if self.exec_root.encode() in cmdline and b"orlop-shim" in cmdline:
                             pids.append(int(entry))
         return pids
 

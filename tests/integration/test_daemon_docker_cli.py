@@ -16,7 +16,8 @@ from daemon_fixture import DOCKER, running_daemon
 
 pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists(DOCKER), reason="no docker CLI")]
 
-RUNTIMES = ["orlop-runtime", "runc"]
+RUNTIMES = ["orlop-runtime", "runc", "crun"]
+CRUN_HYBRID = "cgroups in hybrid mode not supported"  # crun 1.8 on a hybrid cgroup host (this VM)
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
@@ -24,7 +25,24 @@ def daemon(request):
     if request.param != "orlop-runtime" and not shutil.which(request.param):
         pytest.skip(f"{request.param} is not installed")
     with running_daemon(request.param) as d:
+        probe = d.docker("run", "--rm", "busybox", "true", check=False)
+        if probe.returncode != 0 and CRUN_HYBRID in probe.stderr:
+            pytest.skip(f"{request.param} refuses containers on this host: {CRUN_HYBRID}")
         yield d
+
+
+def test_a_runtime_that_refuses_the_host_is_reported_clearly():
+    """crun 1.8 cannot run here; the user sees its reason, and nothing is left behind."""
+    if not shutil.which("crun"):
+        pytest.skip("crun is not installed")
+    with running_daemon() as d:
+        done = d.docker("run", "--rm", "--runtime", "crun", "busybox", "echo", "hi", check=False)
+        if done.returncode == 0:
+            assert done.stdout == "hi\n"
+        else:
+            assert done.returncode == 125 and CRUN_HYBRID in done.stderr
+        assert d.docker("ps", "-aq").stdout == ""
+        assert d._shim_pids() == []
 
 
 def wait_for(predicate, timeout: float = 10, interval: float = 0.05):
@@ -238,3 +256,18 @@ def test_errors_are_dockers(daemon):
     done = daemon.docker("rmi", "busybox", check=False)
     assert done.returncode == 1 and "conflict" in done.stderr.lower()
     daemon.docker("rm", "-f", "busy")
+
+
+def test_log_drivers_and_rotation(daemon):
+    daemon.docker("run", "--name", "rotated", "--log-opt", "max-size=2k", "--log-opt", "max-file=2", "busybox",
+                  "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done")
+    path = inspect(daemon, "rotated", "{{.LogPath}}")
+    assert os.path.getsize(path) <= 2048 and os.path.exists(path + ".1") and not os.path.exists(path + ".2")
+    assert daemon.docker("logs", "--tail", "1", "rotated").stdout == "line-199\n"
+    daemon.docker("rm", "rotated")
+    daemon.docker("run", "--name", "silent", "--log-driver", "none", "busybox", "echo", "x")
+    done = daemon.docker("logs", "silent", check=False)
+    assert done.returncode != 0 and "does not support reading" in done.stderr
+    daemon.docker("rm", "silent")
+    done = daemon.docker("run", "--rm", "--log-driver", "syslogish", "busybox", "true", check=False)
+    assert done.returncode == 125 and "no log driver named 'syslogish'" in done.stderr

@@ -227,7 +227,12 @@ class ContainerRoutes:
         stdout, stderr = boolean(request, "stdout"), boolean(request, "stderr")
         if not stdout and not stderr:
             raise InvalidParameter("Bad parameters: you must choose at least one stream")
+        if not record["LogPath"]:
+            raise InvalidParameter(f'configured logging driver does not support reading: '
+                                   f'{record["HostConfig"]["LogConfig"]["Type"]}')
         tail = request.query.get("tail", "all")
+        if tail not in ("all", "") and not tail.isdigit():
+            raise InvalidParameter(f"invalid value for tail: {tail!r} (a number or \"all\")")
         tty = record["Config"].get("Tty")
         timestamps = boolean(request, "timestamps")
         response = web.StreamResponse(status=200)

@@ -112,13 +112,9 @@ class ContainerService:
             self.store.check_name_free(name)
         record_image = self.images.resolve(image_name)
         image_config = self.images.config(record_image).get("config") or {}
-        host_config = dict(body.get("HostConfig") or {})
-        runtime = host_config.get("Runtime") or self.default_runtime
-        self.runtime_path(runtime)
-        host_config["Runtime"] = runtime
-        if host_config.get("NetworkMode") in (None, "", "default"):
-            host_config["NetworkMode"] = "bridge"
-        policy = host_config.get("RestartPolicy") or {}
+        host_config = _host_config_with_defaults(body.get("HostConfig"), self.default_runtime)
+        self.runtime_path(host_config["Runtime"])
+        policy = host_config["RestartPolicy"]
         if policy.get("Name") not in (None, "", "no", "always", "on-failure", "unless-stopped"):
             raise InvalidParameter(f"invalid restart policy '{policy.get('Name')}'")
         if host_config.get("AutoRemove") and policy.get("Name") not in (None, "", "no"):
@@ -130,7 +126,8 @@ class ContainerService:
         record = {
             "Id": cid, "Created": now(), "Path": "", "Args": [], "State": empty_state(),
             "Image": record_image.config, "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
-            "LogPath": os.path.join(self.store.dir(cid), f"{cid}-json.log"), "Name": "/" + name,
+            "LogPath": os.path.join(self.store.dir(cid), f"{cid}-json.log")
+            if host_config["LogConfig"]["Type"] == "json-file" else "", "Name": "/" + name,
             "RestartCount": 0, "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
             "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host_config, "Config": config,
             "GraphDriver": {"Name": "overlay2", "Data": {}}, "Mounts": [],
@@ -544,6 +541,44 @@ class ContainerService:
         for cid, record in self.store.records.items():
             users.setdefault(record["Image"], []).append(cid)
         return users
+
+
+LOG_DRIVERS = ("json-file", "none")
+
+
+def _host_config_with_defaults(given, default_runtime: str) -> dict:
+    """HostConfig as dockerd stores it: every field clients read back is present."""
+    if given is not None and not isinstance(given, dict):
+        raise InvalidParameter("HostConfig must be a JSON object")
+    hc = dict(given or {})
+    hc["Runtime"] = hc.get("Runtime") or default_runtime
+    if hc.get("NetworkMode") in (None, "", "default"):
+        hc["NetworkMode"] = "bridge"
+    log_config = dict(hc.get("LogConfig") or {})
+    log_config["Type"] = log_config.get("Type") or "json-file"
+    log_config["Config"] = log_config.get("Config") or {}
+    if log_config["Type"] not in LOG_DRIVERS:
+        raise InvalidParameter(f"failed to create logger: logger: no log driver named '{log_config['Type']}' "
+                               f"is registered (orlop has: {', '.join(LOG_DRIVERS)})")
+    hc["LogConfig"] = log_config
+    policy = dict(hc.get("RestartPolicy") or {})
+    policy["Name"] = policy.get("Name") or "no"
+    policy["MaximumRetryCount"] = policy.get("MaximumRetryCount") or 0
+    hc["RestartPolicy"] = policy
+    hc["ShmSize"] = hc.get("ShmSize") or 64 << 20
+    hc["IpcMode"] = hc.get("IpcMode") or "private"
+    hc["CgroupnsMode"] = hc.get("CgroupnsMode") or ("private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+                                                    else "host")
+    for key in ("Binds", "CapAdd", "CapDrop", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "Links",
+                "VolumesFrom", "SecurityOpt", "Tmpfs", "Ulimits", "Mounts"):
+        hc.setdefault(key, None)
+    for key in ("Privileged", "ReadonlyRootfs", "AutoRemove", "PublishAllPorts", "OomKillDisable"):
+        hc[key] = bool(hc.get(key))
+    for key in ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuPeriod", "CpuQuota",
+                "BlkioWeight", "OomScoreAdj"):
+        hc.setdefault(key, 0)
+    hc.setdefault("PortBindings", {})
+    return hc
 
 
 def _graph_data(mounts: list[Mount]) -> dict:

@@ -1,0 +1,147 @@
+"""orlopd driven by docker-py (PyPI `docker`), which speaks the Engine API its own way:
+raw HTTP with its own hijack handling, JSON decoding of every body, exceptions by status."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+from conftest import needs_root
+from daemon_fixture import running_daemon
+
+docker = pytest.importorskip("docker")
+pytestmark = [needs_root]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with running_daemon() as d:
+        c = d.client()
+        yield c
+        c.close()
+
+
+def test_ping_version_info(client):
+    assert client.ping() is True
+    version = client.version()
+    assert version["ApiVersion"] >= "1.41" and version["Os"] == "linux"
+    info = client.info()
+    assert info["OSType"] == "linux" and "orlop-runtime" in info["Runtimes"]
+
+
+def test_run_returns_the_output(client):
+    assert client.containers.run("busybox", ["echo", "hello", "world"], remove=True) == b"hello world\n"
+
+
+def test_run_failure_raises_container_error_with_stderr(client):
+    with pytest.raises(docker.errors.ContainerError) as caught:
+        client.containers.run("busybox", ["sh", "-c", "echo boom >&2; exit 3"], remove=True, stderr=True)
+    assert caught.value.exit_status == 3 and b"boom" in caught.value.stderr
+
+
+def test_detached_container_lifecycle(client):
+    c = client.containers.run("busybox", ["sh", "-c", "echo ready; sleep 1000"], detach=True, name="pyc",
+                              environment={"A": "1"}, labels={"team": "orlop"}, working_dir="/tmp")
+    try:
+        deadline = time.monotonic() + 10
+        while b"ready" not in c.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        c.reload()
+        assert c.status == "running" and c.labels == {"team": "orlop"}
+        assert c.attrs["State"]["Pid"] > 0 and c.attrs["Config"]["WorkingDir"] == "/tmp"
+        assert client.containers.get("pyc").id == c.id
+        assert [x.id for x in client.containers.list(filters={"label": "team=orlop"})] == [c.id]
+        code, out = c.exec_run(["sh", "-c", "echo $A $(pwd); exit 2"])
+        assert (code, out) == (2, b"1 /tmp\n")
+        code, out = c.exec_run("cat /proc/1/comm")
+        assert out == b"sleep\n"
+        titles = c.top()["Titles"]
+        assert "PID" in titles and "CMD" in titles
+        c.rename("pyc2")
+        c.reload()
+        assert c.name == "pyc2"
+        c.kill()
+        assert c.wait()["StatusCode"] == 137
+    finally:
+        c.remove(force=True)
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(c.id)
+
+
+def test_logs_stream_follows(client):
+    c = client.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.1; done"],
+                              detach=True)
+    try:
+        lines = list(c.logs(stream=True, follow=True))
+        assert b"".join(lines) == b"n1\nn2\nn3\n"
+        stamped = c.logs(timestamps=True, tail=1)
+        assert stamped.endswith(b" n3\n")
+    finally:
+        c.remove(force=True)
+
+
+def test_attach_socket_with_stdin(client):
+    c = client.containers.create("busybox", ["sh", "-c", "read line; echo got:$line"], stdin_open=True)
+    try:
+        sock = c.attach_socket(params={"stdin": 1, "stdout": 1, "stream": 1})
+        raw = sock._sock if hasattr(sock, "_sock") else sock
+        c.start()
+        raw.sendall(b"hello\n")
+        raw.shutdown(socket.SHUT_WR)
+        data = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            chunk = raw.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        assert data[:1] == b"\x01" and data[8:] == b"got:hello\n"  # one stdout frame
+        assert c.wait()["StatusCode"] == 0
+    finally:
+        c.remove(force=True)
+
+
+def test_api_errors_map_to_docker_py_exceptions(client):
+    with pytest.raises(docker.errors.NotFound) as caught:
+        client.containers.get("nope-not-here")
+    assert "No such container" in str(caught.value)
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.containers.create("no-such-image:1")
+    with pytest.raises(docker.errors.APIError) as caught:
+        client.api.create_container("busybox", "true", host_config={"RestartPolicy": {"Name": "sometimes"}})
+    assert caught.value.status_code == 400
+    c = client.containers.run("busybox", "sleep 1000", detach=True)
+    try:
+        with pytest.raises(docker.errors.APIError) as caught:
+            c.remove()
+        assert caught.value.status_code == 409
+    finally:
+        c.remove(force=True)
+
+
+def test_images_and_events(client):
+    image = client.images.get("busybox")
+    assert "busybox:latest" in image.tags
+    assert any("busybox:latest" in i.tags for i in client.images.list())
+    image.tag("busybox", "pytag")
+    assert "busybox:pytag" in client.images.get("busybox:pytag").tags
+    client.images.remove("busybox:pytag")
+    since = int(time.time()) - 1
+    client.containers.run("busybox", "true", remove=True, name="py-evented")
+    events = client.events(since=since, until=int(time.time()) + 1, decode=True,
+                           filters={"container": "py-evented"})
+    actions = [e["Action"] for e in events]
+    assert "start" in actions and "die" in actions and "destroy" in actions
+
+
+def test_the_containers_namespaces_differ_from_ours(client):
+    c = client.containers.run("busybox", "sleep 1000", detach=True)
+    try:
+        c.reload()
+        pid = c.attrs["State"]["Pid"]
+        for kind in ("pid", "mnt", "uts", "ipc", "net"):
+            assert os.readlink(f"/proc/{pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}")
+    finally:
+        c.remove(force=True)

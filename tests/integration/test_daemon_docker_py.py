@@ -145,3 +145,22 @@ def test_the_containers_namespaces_differ_from_ours(client):
             assert os.readlink(f"/proc/{pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}")
     finally:
         c.remove(force=True)
+
+
+def test_stats_one_shot_and_streamed(client):
+    c = client.containers.run("busybox", "sleep 1000", detach=True, mem_limit="32m")
+    try:
+        one = c.stats(stream=False, one_shot=True)
+        assert one["id"] == c.id and one["memory_stats"]["limit"] == 32 << 20
+        assert one["pids_stats"]["current"] == 1 and one["cpu_stats"]["online_cpus"] >= 1
+        stream = c.stats(decode=True)
+        first, second = next(stream), next(stream)
+        assert second["precpu_stats"]["cpu_usage"]["total_usage"] == first["cpu_stats"]["cpu_usage"]["total_usage"]
+        assert second["preread"] == first["read"]
+    finally:
+        c.remove(force=True)
+    stopped = client.containers.create("busybox", "true")
+    try:
+        assert stopped.stats(stream=False)["read"] == "0001-01-01T00:00:00Z"
+    finally:
+        stopped.remove()

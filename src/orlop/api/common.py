@@ -25,8 +25,10 @@ def error_response(status: int, message: str) -> web.Response:
                         content_type="application/json")
 
 
-def boolean(request: web.Request, name: str) -> bool:
-    value = request.query.get(name, "")
+def boolean(request: web.Request, name: str, default: bool = False) -> bool:
+    value = request.query.get(name)
+    if value is None:
+        return default
     return value.lower() not in ("", "0", "false", "no")
 
 

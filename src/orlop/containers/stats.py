@@ -12,7 +12,7 @@ import contextlib
 import os
 
 from orlop.linux.cgroups import load_manager
-from orlop.linux.cgroups.common import read_hierarchies, read_keyed
+from orlop.linux.cgroups.common import read_hierarchies
 
 _CLK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 

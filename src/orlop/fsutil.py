@@ -29,3 +29,22 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def tree_size(root: str) -> int:
+    """Apparent size of the files under `root` (hard links counted once), as Docker's
+    SizeRw: what a container's writable layer holds."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for directory, _, files in os.walk(root):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(directory, name))
+            except OSError:
+                continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total

@@ -284,3 +284,17 @@ def test_stats_no_stream_reads_the_cgroup(daemon):
     assert rows["busyloop"][3] == "64MiB" and rows["busyloop"][4] == "1"
     assert float(rows["idle"][0].rstrip("%")) < 5
     daemon.docker("rm", "-f", "busyloop", "idle")
+
+
+def test_sizes_and_prune(daemon):
+    daemon.docker("run", "--name", "writer", "busybox", "sh", "-c", "head -c 300000 /dev/zero > /big")
+    out = daemon.docker("ps", "-a", "-s", "--filter", "name=writer", "--format", "{{.Size}}").stdout
+    assert out.startswith("300kB") or out.startswith("301kB") or out.startswith("299kB"), out
+    size_rw = json.loads(daemon.docker("container", "inspect", "-s", "writer").stdout)[0]["SizeRw"]
+    assert 300000 <= size_rw < 310000
+    daemon.docker("create", "--name", "fresh", "busybox", "true")
+    out = daemon.docker("container", "prune", "-f", "--filter", "until=1h").stdout
+    assert "Total reclaimed space: 0B" in out  # both are younger than an hour
+    out = daemon.docker("container", "prune", "-f").stdout
+    assert "Total reclaimed space: 300kB" in out or "Total reclaimed space: 301kB" in out, out
+    assert daemon.docker("ps", "-aq").stdout == ""

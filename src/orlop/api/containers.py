@@ -161,10 +161,13 @@ class ContainerRoutes:
 
     async def prune(self, request: web.Request) -> web.Response:
         removed, reclaimed = [], 0
+        filters = _filters(request)
         for cid, record in list(self.containers.store.records.items()):
-            if not record["State"]["Running"] and not record["State"]["Restarting"]:
+            if not record["State"]["Running"] and not record["State"]["Restarting"] and _matches(record, filters):
+                size_rw, _ = await asyncio.get_running_loop().run_in_executor(None, self.containers.sizes, record)
                 await self.containers.remove(cid)
                 removed.append(cid)
+                reclaimed += size_rw
         return json_response({"ContainersDeleted": removed or None, "SpaceReclaimed": reclaimed})
 
     # -- views -----------------------------------------------------------------------------------
@@ -172,6 +175,9 @@ class ContainerRoutes:
         record = self.containers.get(request.match_info["id"])
         shown = {k: v for k, v in record.items() if k != "Orlop"}
         shown["Config"] = {k: v for k, v in record["Config"].items()}
+        if boolean(request, "size"):
+            loop = asyncio.get_running_loop()
+            shown["SizeRw"], shown["SizeRootFs"] = await loop.run_in_executor(None, self.containers.sizes, record)
         return json_response(shown)
 
     async def list(self, request: web.Request) -> web.Response:
@@ -195,6 +201,10 @@ class ContainerRoutes:
                 "NetworkSettings": {"Networks": record["NetworkSettings"].get("Networks") or {}},
                 "Mounts": record.get("Mounts") or [],
             })
+            if boolean(request, "size"):
+                loop = asyncio.get_running_loop()
+                out[-1]["SizeRw"], out[-1]["SizeRootFs"] = await loop.run_in_executor(None, self.containers.sizes,
+                                                                                      record)
         limit = request.query.get("limit")
         if limit and int(limit) > 0:
             out = out[:int(limit)]
@@ -384,6 +394,8 @@ def _matches(record: dict, filters: dict[str, list[str]]) -> bool:
         if "=" in v else v in (record["Config"].get("Labels") or {}),
         "exited": lambda v: not state["Running"] and str(state["ExitCode"]) == v,
         "ancestor": lambda v: record["Config"].get("Image") == v or record["Image"].startswith(v),
+        "until": lambda v: entry_time(record["Created"]) < container_logs.parse_time(v),
+        "network": lambda v: record["HostConfig"].get("NetworkMode") == v,
     }
     for key, values in filters.items():
         check = checks.get(key)

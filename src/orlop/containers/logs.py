@@ -5,18 +5,32 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
+from orlop.errors import InvalidParameter
 
-def parse_time(value: str) -> float:
-    """A `since`/`until` value: unix seconds, possibly with a fraction ("1700000000.123456789")."""
+
+def parse_time(value: str, now: float | None = None) -> float:
+    """A `since`/`until` value as Docker takes it: unix seconds (with a fraction), an
+    RFC 3339 time, or a duration before now ("10m", "1h30m", "45s")."""
     if not value:
         return 0.0
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"invalid time value {value!r}: expected unix seconds") from None
+        pass
+    duration = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+    if duration and any(duration.groups()):
+        hours, minutes, seconds = (float(g or 0) for g in duration.groups())
+        return (time.time() if now is None else now) - (hours * 3600 + minutes * 60 + seconds)
+    try:
+        return entry_time(value)
+    except ValueError:
+        raise InvalidParameter(f"invalid time value {value!r}: give unix seconds, an RFC 3339 time or a "
+                               f"duration like 10m") from None
 
 
 def entry_time(stamp: str) -> float:

@@ -22,7 +22,8 @@ from orlop.containers.events import Events
 from orlop.containers.names import random_name
 from orlop.containers.store import ZERO_TIME, ContainerStore, empty_state
 from orlop.errors import Conflict, InvalidParameter, NotModified, OrlopError
-from orlop.fsutil import write_atomic
+from orlop.fsutil import tree_size, write_atomic
+from orlop.images import manage
 from orlop.images.service import ImageService
 from orlop.shim.logs import rfc3339_nano
 from orlop.snapshots import mount_all
@@ -174,6 +175,16 @@ class ContainerService:
         for key in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce"):
             config[key] = bool(config.get(key))
         return config
+
+    def sizes(self, record: dict) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs): the writable layer's files, and those plus the image's."""
+        upper = record["GraphDriver"]["Data"].get("UpperDir")
+        rw = tree_size(upper) if upper else 0
+        try:
+            image = manage.image_size(self.images.resolve(record["Image"]), self.images.content)
+        except OrlopError:
+            image = 0
+        return rw, rw + image
 
     # -- start -----------------------------------------------------------------------------------
     async def start(self, ref: str) -> None:

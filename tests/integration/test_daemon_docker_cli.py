@@ -165,6 +165,10 @@ def test_exec_with_a_tty_and_exit_code(daemon):
     done = daemon.docker("exec", "-e", "X=1", "-w", "/tmp", "exectty", "sh", "-c", "echo $X $(pwd); exit 6",
                          check=False)
     assert (done.returncode, done.stdout) == (6, "1 /tmp\n")
+    done = daemon.docker("exec", "exectty", "/no/such/binary", check=False)
+    assert done.returncode == 127 and "no such file or directory" in done.stderr
+    done = daemon.docker("exec", "exectty", "/etc", check=False)
+    assert done.returncode == 126 and "permission denied" in done.stderr
     daemon.docker("rm", "-f", "exectty")
 
 

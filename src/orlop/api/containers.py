@@ -353,20 +353,38 @@ class ContainerRoutes:
         req = {"op": "exec", "exec": record["ID"], "process": self.execs.process_spec(record),
                "stdin": record["OpenStdin"], "stdout": record["OpenStdout"], "stderr": record["OpenStderr"],
                "detach": detach}
-        answer, shim = await shim_client.request(self.containers.paths.state_dir(container["Id"]), req)
-        record.update(Running=True, Pid=answer.get("pid", 0))
-        self.events.emit("container", f"exec_start: {' '.join([record['ProcessConfig']['entrypoint'], *record['ProcessConfig']['arguments']])}",
-                         container["Id"], {"name": container["Name"].lstrip("/"), "execID": record["ID"]})
+        description = " ".join([record["ProcessConfig"]["entrypoint"], *record["ProcessConfig"]["arguments"]])
+        state_dir = self.containers.paths.state_dir(container["Id"])
         if detach:
+            answer, shim = await shim_client.request(state_dir, req)
+            record.update(Running=True, Pid=answer.get("pid", 0))
+            self._exec_started(container, record, description)
             shim.close()
             asyncio.create_task(self._exec_wait(container["Id"], record))
             return web.Response(status=200, body=b"", content_type="application/json")
+        # The stream's headers go out before the process runs: a client whose HTTP parser
+        # reads ahead (docker-py's does) would otherwise swallow the first output.
         hijack = streams.Hijack.take(request, RAW if tty else MULTIPLEXED, streams.STANDARD_HEADERS)
+        try:
+            answer, shim = await shim_client.request(state_dir, req)
+        except OrlopError as e:
+            message = f"OCI runtime exec failed: {e}\r\n".encode()
+            code = 127 if "no such file" in str(e).lower() or "not found" in str(e) else 126
+            record.update(Running=False, ExitCode=code, Pid=0)
+            await hijack.write(message if tty else streams.protocol.frame(streams.protocol.STDERR, message))
+            await hijack.close()
+            return hijack.finished()
+        record.update(Running=True, Pid=answer.get("pid", 0))
+        self._exec_started(container, record, description)
         result = await streams.join(hijack, shim, tty, record["OpenStdin"], on_exit=lambda r: record.update(
             Running=False, ExitCode=r.get("exit_code"), Pid=0))
         if result is None and record["ExitCode"] is None:
             asyncio.create_task(self._exec_wait(container["Id"], record))
         return hijack.finished()
+
+    def _exec_started(self, container: dict, record: dict, description: str) -> None:
+        self.events.emit("container", f"exec_start: {description}", container["Id"],
+                         {"name": container["Name"].lstrip("/"), "execID": record["ID"]})
 
     async def _exec_wait(self, cid: str, record: dict) -> None:
         try:

@@ -302,3 +302,14 @@ def test_sizes_and_prune(daemon):
     out = daemon.docker("container", "prune", "-f").stdout
     assert "Total reclaimed space: 300kB" in out or "Total reclaimed space: 301kB" in out, out
     assert daemon.docker("ps", "-aq").stdout == ""
+
+
+def test_ctrl_p_ctrl_q_detaches_the_docker_cli(daemon):
+    command = f"{DOCKER} run -it --name detached busybox sh"
+    feeder = subprocess.Popen(["sh", "-c", "sleep 2; printf '\\020\\021'; sleep 2"], stdout=subprocess.PIPE)
+    done = subprocess.run(["script", "-eqc", command, "/dev/null"], stdin=feeder.stdout, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "DOCKER_HOST": daemon.host})
+    feeder.wait()
+    assert done.returncode == 0, done.stdout
+    assert inspect(daemon, "detached", "{{.State.Running}}") == "true"
+    daemon.docker("rm", "-f", "detached")

@@ -164,3 +164,43 @@ def test_stats_one_shot_and_streamed(client):
         assert stopped.stats(stream=False)["read"] == "0001-01-01T00:00:00Z"
     finally:
         stopped.remove()
+
+
+def _read_until_closed(raw, timeout: float = 10) -> bytes:
+    raw.settimeout(timeout)
+    data = b""
+    while True:
+        chunk = raw.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_detach_keys_end_the_attach_and_leave_the_container_running(client):
+    c = client.containers.create("busybox", "sh", tty=True, stdin_open=True)
+    try:
+        c.start()
+        sock = c.attach_socket(params={"stdin": 1, "stdout": 1, "stream": 1, "detachKeys": "ctrl-a,x"})
+        raw = sock._sock if hasattr(sock, "_sock") else sock
+        raw.sendall(b"echo one$((1+1))\n")
+        raw.settimeout(10)
+        output = b""
+        while b"one2" not in output:
+            output += raw.recv(4096)
+        raw.sendall(b"\x01x")
+        _read_until_closed(raw)  # the daemon ends the stream
+        c.reload()
+        assert c.status == "running"
+        sock = c.attach_socket(params={"stdin": 1, "stdout": 1, "stream": 1})  # default ctrl-p,ctrl-q
+        raw = sock._sock if hasattr(sock, "_sock") else sock
+        raw.sendall(b"\x10")  # a partial sequence is held, then passed on with what follows
+        raw.sendall(b"echo back$((2+2)); exit 3\n")
+        assert b"back4" in _read_until_closed(raw)
+        assert c.wait()["StatusCode"] == 3
+    finally:
+        c.remove(force=True)
+    with pytest.raises(docker.errors.APIError) as caught:
+        client.api.exec_create(client.containers.run("busybox", "sleep 1000", detach=True, name="dk").id, "true",
+                               detach_keys="ctrl-é")  # not a key docker knows
+    assert caught.value.status_code == 400
+    client.containers.get("dk").remove(force=True)

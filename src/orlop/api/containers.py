@@ -269,6 +269,7 @@ class ContainerRoutes:
         cid = record["Id"]
         tty = bool(record["Config"].get("Tty"))
         want_stdin = boolean(request, "stdin")
+        detach_keys = streams.parse_detach_keys(request.query.get("detachKeys", ""))
         hijack = streams.Hijack.take(request, RAW if tty else MULTIPLEXED)
         if not boolean(request, "stream"):
             await hijack.close()
@@ -285,7 +286,7 @@ class ContainerRoutes:
                 return hijack.finished()
         self.events.emit("container", "attach", cid, {"name": record["Name"].lstrip("/"),
                                                       "image": record["Config"].get("Image", "")})
-        await streams.join(hijack, shim, tty, want_stdin)
+        await streams.join(hijack, shim, tty, want_stdin, detach_keys=detach_keys)
         return hijack.finished()
 
     async def _attach_running(self, cid: str, attach_request: dict) -> ShimConnection | None:
@@ -327,7 +328,11 @@ class ContainerRoutes:
                                {"op": "resize", "exec": exec_id, "height": height, "width": width})
 
     async def exec_create(self, request: web.Request) -> web.Response:
-        exec_id = self.execs.create(request.match_info["id"], await json_body(request))
+        body = await json_body(request)
+        if isinstance(body, dict):
+            body.setdefault("DetachKeys", body.pop("detachKeys", None))  # Go decodes JSON keys case-insensitively
+            streams.parse_detach_keys(body.get("DetachKeys") or "")  # a bad value is refused now, as dockerd
+        exec_id = self.execs.create(request.match_info["id"], body)
         return json_response({"Id": exec_id}, status=201)
 
     async def exec_inspect(self, request: web.Request) -> web.Response:
@@ -350,6 +355,7 @@ class ContainerRoutes:
             raise Conflict(f"Container {container['Id']} is not running")
         tty = record["ProcessConfig"]["tty"]
         detach = bool(body.get("Detach"))
+        detach_keys = streams.parse_detach_keys(record["DetachKeys"])
         req = {"op": "exec", "exec": record["ID"], "process": self.execs.process_spec(record),
                "stdin": record["OpenStdin"], "stdout": record["OpenStdout"], "stderr": record["OpenStderr"],
                "detach": detach}
@@ -377,7 +383,7 @@ class ContainerRoutes:
         record.update(Running=True, Pid=answer.get("pid", 0))
         self._exec_started(container, record, description)
         result = await streams.join(hijack, shim, tty, record["OpenStdin"], on_exit=lambda r: record.update(
-            Running=False, ExitCode=r.get("exit_code"), Pid=0))
+            Running=False, ExitCode=r.get("exit_code"), Pid=0), detach_keys=detach_keys)
         if result is None and record["ExitCode"] is None:
             asyncio.create_task(self._exec_wait(container["Id"], record))
         return hijack.finished()

@@ -16,6 +16,7 @@ import json
 from aiohttp import web
 
 from orlop.containers.shim_client import ShimConnection
+from orlop.errors import InvalidParameter
 from orlop.shim import protocol
 
 STANDARD_HEADERS = {"Api-Version": "1.45", "Ostype": "linux", "Docker-Experimental": "false",
@@ -121,12 +122,65 @@ class Hijack:
         return response
 
 
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+_CTRL_SPECIALS = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
+def parse_detach_keys(spec: str) -> bytes:
+    """Docker's --detach-keys syntax: comma-separated `ctrl-<letter|@[\\]^_>` or single
+    characters, e.g. "ctrl-p,ctrl-q" → b"\\x10\\x11"."""
+    out = bytearray()
+    for key in (spec or DEFAULT_DETACH_KEYS).split(","):
+        if len(key) == 1:
+            out.append(ord(key))
+        elif key.lower().startswith("ctrl-") and len(key) == 6:
+            char = key[5].lower()
+            if "a" <= char <= "z":
+                out.append(ord(char) - ord("a") + 1)
+            elif char in _CTRL_SPECIALS:
+                out.append(_CTRL_SPECIALS[char])
+            else:
+                raise InvalidParameter(f"invalid detach keys {spec!r}: unknown key {key!r}")
+        else:
+            raise InvalidParameter(f"invalid detach keys {spec!r}: unknown key {key!r}")
+    return bytes(out)
+
+
+class EscapeScanner:
+    """Finds the detach sequence in a client's keystrokes; a partial match is held back
+    until the next bytes tell whether it completes."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """(bytes to pass on, whether the sequence was completed)."""
+        out = bytearray()
+        for byte in data:
+            if byte == self.keys[len(self.held)]:
+                self.held += bytes([byte])
+                if len(self.held) == len(self.keys):
+                    self.held = b""
+                    return bytes(out), True
+                continue
+            out += self.held
+            self.held = b""
+            if byte == self.keys[0]:
+                self.held = bytes([byte])
+            else:
+                out.append(byte)
+        return bytes(out), False
+
+
 async def join(hijack: Hijack, shim: ShimConnection | None, tty: bool, stdin: bool,
-               on_exit=None) -> dict | None:
+               on_exit=None, detach_keys: bytes | None = None) -> dict | None:
     """Copy the shim's frames to the client (raw for a TTY, stdcopy frames otherwise) and the
-    client's bytes to the shim as stdin, until the process's stream ends; returns its exit,
-    given to `on_exit` before the client's connection is closed."""
+    client's bytes to the shim as stdin, until the process's stream ends or the client types
+    the detach keys (TTY only, as dockerd); returns the exit, given to `on_exit` before the
+    client's connection is closed."""
     result: dict | None = None
+    scanner = EscapeScanner(detach_keys) if tty and stdin and detach_keys else None
 
     async def client_to_shim() -> None:
         while True:
@@ -141,8 +195,14 @@ async def join(hijack: Hijack, shim: ShimConnection | None, tty: bool, stdin: bo
                 if shim.writer.can_write_eof():
                     shim.writer.write_eof()
                 return
-            shim.writer.write(data)
-            await shim.writer.drain()
+            if scanner is not None:
+                data, detached = scanner.feed(data)
+                if detached:
+                    shim.close()  # ends the output loop; the container goes on
+                    return
+            if data:
+                shim.writer.write(data)
+                await shim.writer.drain()
 
     pump = asyncio.create_task(client_to_shim())
     try:

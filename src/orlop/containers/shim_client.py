@@ -55,7 +55,7 @@ class ShimConnection:
             header = await self.reader.readexactly(8)
             kind, size = protocol.HEADER.unpack(header)
             return kind, await self.reader.readexactly(size)
-        except asyncio.IncompleteReadError:
+        except (asyncio.IncompleteReadError, ConnectionResetError):
             return None
 
     def close(self) -> None:

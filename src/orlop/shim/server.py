@@ -329,7 +329,7 @@ class Shim:
         if not data:  # half-close by the client, or gone
             client.reading = False
             self._update(client)
-            if client.stdin and client.stdin_once:
+            if client.stdin and client.stdin_once and not process.tty:  # a TTY stays open, as dockerd's
                 self._close_stdin(process)
             return
         if client.stdin and process.stdin is not None:

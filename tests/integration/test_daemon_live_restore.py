@@ -62,3 +62,19 @@ def test_the_daemon_restarted_twice_does_not_duplicate_or_leak():
         assert len(d._shim_pids()) == 1
         d.docker("rm", "-f", "one")
         assert d._shim_pids() == []
+
+
+def test_restart_policies_at_daemon_start_and_paused_containers():
+    with running_daemon() as d:
+        d.docker("run", "-d", "--name", "paused", "busybox", "sleep", "1000")
+        d.docker("pause", "paused")
+        d.docker("run", "-d", "--name", "always", "--restart", "always", "busybox", "sleep", "1000")
+        d.docker("run", "-d", "--name", "unless", "--restart", "unless-stopped", "busybox", "sleep", "1000")
+        d.docker("stop", "-t", "0", "always", "unless")
+        d.stop()
+        d.start()
+        wait_for(lambda: d.docker("inspect", "-f", "{{.State.Running}}", "always").stdout.strip() == "true")
+        assert d.docker("inspect", "-f", "{{.State.Status}}", "paused").stdout.strip() == "paused"
+        assert d.docker("inspect", "-f", "{{.State.Running}}", "unless").stdout.strip() == "false"
+        d.docker("unpause", "paused")
+        assert d.docker("exec", "paused", "true").returncode == 0

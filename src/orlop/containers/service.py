@@ -534,7 +534,7 @@ class ContainerService:
                     answer = await shim_client.call(state_dir, {"op": "state"})
                 except (shim_client.ShimGone, OSError, ValueError):
                     answer = None
-                if answer and answer.get("status") == "running":
+                if answer and answer.get("status") in ("running", "paused"):
                     self.exits.setdefault(cid, asyncio.Event())
                     self.monitors[cid] = asyncio.create_task(self._monitor(cid))
                     continue
@@ -545,6 +545,7 @@ class ContainerService:
                 asyncio.create_task(self._restart_later(cid))
             elif (record["HostConfig"].get("RestartPolicy") or {}).get("Name") == "always" and \
                     state["StartedAt"] != ZERO_TIME:
+                record["Orlop"]["ManualStop"] = False  # "always" even restarts a stopped one with the daemon
                 asyncio.create_task(self._restart_later(cid))
 
     def used_images(self) -> dict[str, list[str]]:

@@ -204,3 +204,13 @@ def test_detach_keys_end_the_attach_and_leave_the_container_running(client):
                                detach_keys="ctrl-é")  # not a key docker knows
     assert caught.value.status_code == 400
     client.containers.get("dk").remove(force=True)
+
+
+def test_attach_with_logs_replays_the_output_so_far(client):
+    c = client.containers.run("busybox", ["sh", "-c", "echo before; echo oops >&2"], detach=True)
+    try:
+        c.wait()
+        assert c.attach(stdout=True, stderr=True, logs=True, stream=False) == b"before\noops\n"
+        assert c.attach(stdout=True, stderr=False, logs=True, stream=False) == b"before\n"
+    finally:
+        c.remove()

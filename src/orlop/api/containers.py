@@ -270,7 +270,9 @@ class ContainerRoutes:
         tty = bool(record["Config"].get("Tty"))
         want_stdin = boolean(request, "stdin")
         detach_keys = streams.parse_detach_keys(request.query.get("detachKeys", ""))
-        hijack = streams.Hijack.take(request, RAW if tty else MULTIPLEXED)
+        hijack = await streams.Hijack.start(request, RAW if tty else MULTIPLEXED)
+        if boolean(request, "logs") and record["LogPath"]:
+            await self._replay_logs(record, hijack, boolean(request, "stdout"), boolean(request, "stderr"))
         if not boolean(request, "stream"):
             await hijack.close()
             return hijack.finished()
@@ -288,6 +290,17 @@ class ContainerRoutes:
                                                       "image": record["Config"].get("Image", "")})
         await streams.join(hijack, shim, tty, want_stdin, detach_keys=detach_keys)
         return hijack.finished()
+
+    @staticmethod
+    async def _replay_logs(record: dict, hijack: streams.Hijack, stdout: bool, stderr: bool) -> None:
+        """attach?logs=1: what the container wrote so far, before the live stream."""
+        if not stdout and not stderr:
+            return
+        tty = record["Config"].get("Tty")
+        async for stream, _, text in container_logs.read(record["LogPath"], stdout=stdout, stderr=stderr,
+                                                         since=0.0, until=0.0, tail=None, follow=False,
+                                                         running=lambda: False):
+            await hijack.write(text if tty else streams.protocol.frame(1 if stream == "stdout" else 2, text))
 
     async def _attach_running(self, cid: str, attach_request: dict) -> ShimConnection | None:
         try:
@@ -370,7 +383,7 @@ class ContainerRoutes:
             return web.Response(status=200, body=b"", content_type="application/json")
         # The stream's headers go out before the process runs: a client whose HTTP parser
         # reads ahead (docker-py's does) would otherwise swallow the first output.
-        hijack = streams.Hijack.take(request, RAW if tty else MULTIPLEXED, streams.STANDARD_HEADERS)
+        hijack = await streams.Hijack.start(request, RAW if tty else MULTIPLEXED, streams.STANDARD_HEADERS)
         try:
             answer, shim = await shim_client.request(state_dir, req)
         except OrlopError as e:

@@ -9,9 +9,13 @@ container's stdin while output keeps flowing (aiohttp would close on EOF).
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import json
+import socket
+import termios
 
 from aiohttp import web
 
@@ -19,6 +23,7 @@ from orlop.containers.shim_client import ShimConnection
 from orlop.errors import InvalidParameter
 from orlop.shim import protocol
 
+HEADER_READ_POLLS = 200  # × 1 ms at most
 STANDARD_HEADERS = {"Api-Version": "1.45", "Ostype": "linux", "Docker-Experimental": "false",
                     "Server": "orlop/0.1 (linux)"}
 
@@ -95,6 +100,25 @@ class Hijack:
             proto.data_received(tail)
         transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         return cls(request, transport, proto)
+
+    @classmethod
+    async def start(cls, request: web.Request, content_type: str, extra_headers: dict | None = None) -> Hijack:
+        """take(), then wait (briefly) until the client has read the headers: a client whose
+        HTTP parser reads ahead (docker-py's) loses stream bytes that arrive with them."""
+        hijack = cls.take(request, content_type, extra_headers)
+        sock = hijack.transport.get_extra_info("socket")
+        if sock is None or sock.family != socket.AF_UNIX:
+            return hijack
+        outq = array.array("i", [0])
+        for _ in range(HEADER_READ_POLLS):
+            try:
+                fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, outq)  # bytes the peer has not read yet
+            except OSError:
+                break
+            if outq[0] == 0 and hijack.transport.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.001)
+        return hijack
 
     async def write(self, data: bytes) -> None:
         if self.proto.lost:

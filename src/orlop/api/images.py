@@ -170,12 +170,15 @@ class ImageRoutes:
         record = self.images.resolve(name)
         names = [r.name for r in self.images.images.list() if r.config == record.config]
         by_id = record.config.startswith(name if name.startswith("sha256:") else "sha256:" + name)
-        targets = names if by_id else [record.name]
-        if by_id and len(names) > 1 and not force:
+        tags = [n for n in names if "@" not in n]
+        if by_id and len(tags) > 1 and not force:
             raise Conflict(f"conflict: unable to delete {record.config[7:19]} (must be forced) - image is "
                            f"referenced in multiple repositories")
+        # Without another tag, the image goes (with its digest references), as in Docker.
+        deletes_image = by_id or not [t for t in tags if t != record.name]
+        targets = names if deletes_image else [record.name]
         users = self.used_images().get(record.config, [])
-        if users and not force and len(targets) == len(names):
+        if users and not force and deletes_image:
             raise Conflict(f"conflict: unable to delete {record.config[7:19]} (must be forced) - image is being "
                            f"used by stopped container {users[0][:12]}" if by_id else
                            f"conflict: unable to remove repository reference \"{name}\" (must force) - "

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from orlop.images.content import ContentStore
 from orlop.images.reference import Reference
 from orlop.images.registry import RegistryClient, docker_credentials
-from orlop.images.store import ImageRecord, ImageStore
+from orlop.images.store import ImageNotFound, ImageRecord, ImageStore
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -101,10 +101,20 @@ async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, pla
         await _fetch_once(client, repo, config, content, semaphore, lambda event: None)
         await asyncio.gather(*(_fetch_once(client, repo, layer, content, semaphore, emit)
                                for layer in manifest["layers"]))
-    record = ImageRecord(str(ref), target, manifest_digest, config["digest"])
-    images.put(record)
+    try:
+        previous = images.get(str(ref))
+    except ImageNotFound:
+        previous = None
+    if previous is not None and previous.target == target:
+        record = previous
+    else:
+        record = ImageRecord(str(ref), target, manifest_digest, config["digest"])
+        images.put(record)
     emit({"status": f"Digest: {target}"})
-    emit({"status": f"Status: Downloaded newer image for {ref.familiar}"})
+    if record is previous:
+        emit({"status": f"Status: Image is up to date for {ref.familiar}"})
+    else:
+        emit({"status": f"Status: Downloaded newer image for {ref.familiar}"})
     return record
 
 

@@ -107,7 +107,8 @@ class RegistryClient:
         scheme, params = parse_challenge(challenge)
         if scheme == "basic":
             if not self.credentials:
-                raise RegistryError(401, f"{self.host} requires a login (orlop login {self.host})")
+                raise RegistryError(401, f"unauthorized: {self.host} requires a login (docker login / orlop login "
+                                         f"{self.host})")
             self._basic = True  # (a refusal of the retry is reported by _request)
             return
         if scheme != "bearer" or "realm" not in params:

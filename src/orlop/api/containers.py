@@ -206,6 +206,8 @@ class ContainerRoutes:
                 out[-1]["SizeRw"], out[-1]["SizeRootFs"] = await loop.run_in_executor(None, self.containers.sizes,
                                                                                       record)
         limit = request.query.get("limit")
+        if limit and not limit.lstrip("-").isdigit():
+            raise InvalidParameter(f"invalid limit {limit!r}: a number")
         if limit and int(limit) > 0:
             out = out[:int(limit)]
         return json_response(out)

@@ -17,7 +17,7 @@ import shutil
 import signal
 import time
 
-from orlop.containers import shim_client, spec
+from orlop.containers import shim_client, spec, validate
 from orlop.containers.events import Events
 from orlop.containers.names import random_name
 from orlop.containers.store import ZERO_TIME, ContainerStore, empty_state
@@ -36,18 +36,6 @@ CONFIG_KEYS_FROM_IMAGE = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Lab
 
 def now() -> str:
     return rfc3339_nano(time.time_ns())
-
-
-def signal_number(value: str | int | None, default: int) -> int:
-    if value in (None, ""):
-        return default
-    text = str(value).upper()
-    if text.isdigit():
-        return int(text)
-    try:
-        return int(getattr(signal, text if text.startswith("SIG") else "SIG" + text))
-    except AttributeError:
-        raise InvalidParameter(f"Invalid signal: {value}") from None
 
 
 class DaemonPaths:
@@ -113,7 +101,10 @@ class ContainerService:
             self.store.check_name_free(name)
         record_image = self.images.resolve(image_name)
         image_config = self.images.config(record_image).get("config") or {}
+        validate.config(body)
         host_config = _host_config_with_defaults(body.get("HostConfig"), self.default_runtime)
+        validate.host_config(host_config)
+        spec.capabilities(host_config)  # an unknown one is refused now
         self.runtime_path(host_config["Runtime"])
         policy = host_config["RestartPolicy"]
         if policy.get("Name") not in (None, "", "no", "always", "on-failure", "unless-stopped"):
@@ -407,7 +398,7 @@ class ContainerService:
     # -- signals, stop, pause --------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | None = None) -> None:
         record = self.get(ref)
-        number = signal_number(sig, signal.SIGKILL)
+        number = validate.signal_number(sig, signal.SIGKILL)
         if not record["State"]["Running"]:
             raise Conflict(f"Container {record['Id']} is not running")
         if number == signal.SIGKILL:
@@ -431,7 +422,7 @@ class ContainerService:
         if timeout is None:
             timeout = record["Config"].get("StopTimeout")
             timeout = 10 if timeout is None else timeout
-        number = signal_number(sig or record["Config"].get("StopSignal"), signal.SIGTERM)
+        number = validate.signal_number(sig or record["Config"].get("StopSignal"), signal.SIGTERM)
         exited = self.exits.setdefault(cid, asyncio.Event())
         if record["State"]["Paused"]:
             await self.unpause(cid)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from orlop.containers.seccomp_profile import DOCKER_DEFAULT_CAPS, for_container
+from orlop.containers.validate import parse_bind
 from orlop.errors import InvalidParameter
 from orlop.oci.runtime_spec import CAPABILITIES
 
@@ -197,15 +198,12 @@ def mounts(record: dict, files: dict[str, str]) -> list[dict]:
         opts = ["nosuid", "nodev", "noexec"] + [o for o in options.split(",") if o]
         result.append({"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": opts})
     for bind in hc.get("Binds") or []:
-        parts = bind.split(":")
-        if len(parts) < 2 or not parts[0].startswith("/"):
-            raise InvalidParameter(f"invalid bind mount spec {bind!r}: named volumes come with volume support; "
-                                   f"use an absolute host path (/host/path:/container/path[:ro])")
-        options = parts[2].split(",") if len(parts) > 2 else []
-        if not os.path.exists(parts[0]):
-            os.makedirs(parts[0], 0o755)  # as Docker's -v does
-        result.append({"destination": parts[1], "type": "bind", "source": parts[0],
-                       "options": ["rbind", "ro" if "ro" in options else "rw", "rprivate"]})
+        source, destination, options = parse_bind(bind)
+        if not os.path.exists(source):
+            os.makedirs(source, 0o755)  # as Docker's -v does
+        propagation = next((o for o in options if o.endswith(("private", "shared", "slave"))), "rprivate")
+        result.append({"destination": destination, "type": "bind", "source": source,
+                       "options": ["rbind", "ro" if "ro" in options else "rw", propagation]})
     for mount in hc.get("Mounts") or []:
         kind = mount.get("Type")
         if kind == "bind":

@@ -78,3 +78,22 @@ def test_restart_policies_at_daemon_start_and_paused_containers():
         assert d.docker("inspect", "-f", "{{.State.Running}}", "unless").stdout.strip() == "false"
         d.docker("unpause", "paused")
         assert d.docker("exec", "paused", "true").returncode == 0
+
+
+def test_what_a_crash_mid_create_leaves_is_reclaimed_at_start():
+    from orlop.snapshots import OverlaySnapshotter
+
+    with running_daemon() as d:
+        cid = d.docker("create", "busybox", "true").stdout.strip()
+        d.kill()
+        snapshots = OverlaySnapshotter(os.path.join(d.data_root, "snapshots"))
+        orphan = "f" * 64  # a container snapshot whose record was never written
+        snapshots.prepare(orphan, next(i.parent for i in snapshots.walk() if i.name == cid))
+        os.makedirs(os.path.join(d.data_root, "containers", "e" * 64))  # a half-made container directory
+        os.makedirs(os.path.join(d.exec_root, "c", "d" * 64))  # runtime state of a container now gone
+        d.start()
+        names = {i.name for i in OverlaySnapshotter(os.path.join(d.data_root, "snapshots")).walk()}
+        assert orphan not in names and cid in names
+        assert not os.path.exists(os.path.join(d.data_root, "containers", "e" * 64))
+        assert not os.path.exists(os.path.join(d.exec_root, "c", "d" * 64))
+        assert d.docker("ps", "-aq", "--no-trunc").stdout.split() == [cid]

@@ -25,8 +25,9 @@ from orlop.errors import Conflict, InvalidParameter, NotModified, OrlopError
 from orlop.fsutil import tree_size, write_atomic
 from orlop.images import manage
 from orlop.images.service import ImageService
+from orlop.shim import protocol
 from orlop.shim.logs import rfc3339_nano
-from orlop.snapshots import mount_all
+from orlop.snapshots import ACTIVE, mount_all
 from orlop.snapshots.overlay import Mount
 
 VALID_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -517,6 +518,7 @@ class ContainerService:
     async def restore(self) -> None:
         """After a daemon (re)start: follow the shims still running, record the exits that
         happened while the daemon was away, and start containers whose policy says so."""
+        await asyncio.get_running_loop().run_in_executor(None, self._reclaim_orphans)
         for cid, record in list(self.store.records.items()):
             state = record["State"]
             state_dir = self.paths.state_dir(cid)
@@ -538,6 +540,19 @@ class ContainerService:
                     state["StartedAt"] != ZERO_TIME:
                 record["Orlop"]["ManualStop"] = False  # "always" even restarts a stopped one with the daemon
                 asyncio.create_task(self._restart_later(cid))
+
+    def _reclaim_orphans(self) -> None:
+        """What a crash in the middle of create or remove leaves: a writable snapshot or a
+        runtime state directory that no container record owns."""
+        known = set(self.store.records)
+        for info in list(self.images.snapshotter.walk()):
+            if info.kind == ACTIVE and len(info.name) == 64 and info.name not in known:
+                with contextlib.suppress(Exception):
+                    self.images.snapshotter.remove(info.name)
+        if os.path.isdir(self.paths.states):
+            for cid in os.listdir(self.paths.states):
+                if cid not in known and not os.path.exists(os.path.join(self.paths.states, cid, protocol.SOCKET)):
+                    shutil.rmtree(os.path.join(self.paths.states, cid), ignore_errors=True)
 
     def used_images(self) -> dict[str, list[str]]:
         users: dict[str, list[str]] = {}

@@ -35,8 +35,10 @@ class ContainerStore:
                 with open(path) as f:
                     self.records[cid] = json.load(f)
             except (OSError, ValueError):
-                # A container whose creation crashed before its record was written: nothing to keep.
-                shutil.rmtree(os.path.join(root, cid), ignore_errors=True)
+                # A container whose creation crashed before its record was written: nothing to keep
+                # (its rootfs cannot be mounted then, but never delete through a mount).
+                if not os.path.ismount(os.path.join(root, cid, "rootfs")):
+                    shutil.rmtree(os.path.join(root, cid), ignore_errors=True)
 
     def dir(self, cid: str) -> str:
         return os.path.join(self.root, cid)

@@ -1,0 +1,158 @@
+"""The kernel's side of a bridge network, over netlink (pyroute2): the bridge with its
+gateway address, and per container a veth pair whose host end joins the bridge and whose
+other end becomes `eth0` in the container's network namespace, with its address, MAC and
+default route.
+
+Host-end names are derived from the endpoint id (`veth` + 7 hex), so that what a crash
+leaves behind can be recognised and removed at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+
+from pyroute2 import IPRoute, NetNS
+from pyroute2.netlink.exceptions import NetlinkError
+
+VETH_PREFIX = "veth"
+
+
+class LinkError(RuntimeError):
+    pass
+
+
+def host_veth_name(endpoint_id: str) -> str:
+    return VETH_PREFIX + endpoint_id[:7]
+
+
+def sysctl(path: str, value: str) -> str:
+    """Set /proc/sys/<path>; returns the previous value."""
+    full = os.path.join("/proc/sys", path)
+    with open(full) as f:
+        previous = f.read().strip()
+    if previous != value:
+        with open(full, "w") as f:
+            f.write(value)
+    return previous
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
+    """The bridge, up, holding the gateway address (created, or repaired, as needed)."""
+    with IPRoute() as ip:
+        found = ip.link_lookup(ifname=name)
+        if not found:
+            try:
+                ip.link("add", ifname=name, kind="bridge")
+            except NetlinkError as e:
+                raise LinkError(f"cannot create bridge {name}: {e.args[-1]}") from None
+            found = ip.link_lookup(ifname=name)
+        index = found[0]
+        addresses = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ip.get_addr(index=index, family=2)}
+        if (gateway, prefixlen) not in addresses:
+            ip.addr("add", index=index, address=gateway, prefixlen=prefixlen)
+        ip.link("set", index=index, state="up")
+    sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")  # published ports reachable via 127.0.0.1
+
+
+def delete_link(name: str) -> bool:
+    with IPRoute() as ip:
+        found = ip.link_lookup(ifname=name)
+        if not found:
+            return False
+        with contextlib.suppress(NetlinkError):
+            ip.link("del", index=found[0])
+        return True
+
+
+def links_with_prefix(prefix: str) -> list[str]:
+    with IPRoute() as ip:
+        return [n for n in (link.get_attr("IFLA_IFNAME") for link in ip.get_links()) if n and n.startswith(prefix)]
+
+
+def connect(netns_path: str, bridge: str, host_name: str, ifname: str, address: str, prefixlen: int,
+            gateway: str | None, mac: str, default_route: bool) -> None:
+    """A veth from the bridge into the namespace at `netns_path`, configured there."""
+    peer_tmp = "orlp" + host_name[len(VETH_PREFIX):]
+    with IPRoute() as ip:
+        if ip.link_lookup(ifname=host_name):
+            delete_link(host_name)  # left by a crash
+        bridge_index = ip.link_lookup(ifname=bridge)
+        if not bridge_index:
+            raise LinkError(f"bridge {bridge} does not exist")
+        fd = os.open(netns_path, os.O_RDONLY)
+        try:
+            ip.link("add", ifname=host_name, kind="veth", peer={"ifname": peer_tmp, "net_ns_fd": fd})
+        except NetlinkError as e:
+            raise LinkError(f"cannot create veth pair {host_name}: {e.args[-1]}") from None
+        finally:
+            os.close(fd)
+        index = ip.link_lookup(ifname=host_name)[0]
+        ip.link("set", index=index, master=bridge_index[0])
+        ip.link("set", index=index, state="up")
+    try:
+        with _netns(netns_path) as ns:
+            index = ns.link_lookup(ifname=peer_tmp)[0]
+            ns.link("set", index=index, ifname=ifname, address=mac)
+            ns.addr("add", index=index, address=address, prefixlen=prefixlen)
+            ns.link("set", index=index, state="up")
+            lo = ns.link_lookup(ifname="lo")
+            if lo:
+                ns.link("set", index=lo[0], state="up")
+            if default_route and gateway:
+                ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index)
+    except (NetlinkError, OSError) as e:
+        delete_link(host_name)
+        raise LinkError(f"cannot configure {ifname} in the container: {e}") from None
+
+
+def disconnect(netns_path: str | None, host_name: str, ifname: str) -> None:
+    """Remove the pair (deleting either end deletes both)."""
+    if delete_link(host_name):
+        return
+    if netns_path and os.path.exists(netns_path):
+        with contextlib.suppress(NetlinkError, OSError), _netns(netns_path) as ns:
+            found = ns.link_lookup(ifname=ifname)
+            if found:
+                ns.link("del", index=found[0])
+
+
+def loopback_up(netns_path: str) -> None:
+    with _netns(netns_path) as ns:
+        lo = ns.link_lookup(ifname="lo")
+        if lo:
+            ns.link("set", index=lo[0], state="up")
+
+
+def interfaces(netns_path: str) -> list[dict]:
+    """[{ifname, mac, addresses: ["a.b.c.d/nn"]}] of a namespace (for inspection and tests)."""
+    out = []
+    with _netns(netns_path) as ns:
+        addresses: dict[int, list[str]] = {}
+        for a in ns.get_addr(family=2):
+            addresses.setdefault(a["index"], []).append(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
+        for link in ns.get_links():
+            out.append({"ifname": link.get_attr("IFLA_IFNAME"), "mac": link.get_attr("IFLA_ADDRESS"),
+                        "addresses": addresses.get(link["index"], [])})
+    return out
+
+
+@contextlib.contextmanager
+def _netns(path: str):
+    ns = NetNS(path)
+    try:
+        yield ns
+    finally:
+        ns.close()
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """The host's IPv4 routes' destinations (a new network's subnet must overlap none)."""
+    with IPRoute() as ip:
+        nets = []
+        for route in ip.get_routes(family=2):
+            dst = route.get_attr("RTA_DST")
+            if dst and route["dst_len"] > 0:
+                nets.append(ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False))
+        return nets

@@ -181,7 +181,9 @@ class ContainerRoutes:
         return json_response(shown)
 
     async def list(self, request: web.Request) -> web.Response:
-        show_all = boolean(request, "all")
+        limit_text = request.query.get("limit", "")
+        # A limit takes containers in every state (moby), as `docker ps -n 3` / `-l` expect.
+        show_all = boolean(request, "all") or (limit_text.isdigit() and int(limit_text) > 0)
         filters = _filters(request)
         records = sorted(self.containers.store.records.values(), key=lambda r: r["Created"], reverse=True)
         out = []

@@ -202,7 +202,7 @@ class Client:
         head = {"Host": "api.moby.localhost", "User-Agent": USER_AGENT}
         payload = None
         if isinstance(body, dict | list):
-            payload = gojson.dumps(body).encode()
+            payload = gojson.dumps(body).encode() + b"\n"  # as Go's json.Encoder writes it
             head["Content-Type"] = "application/json"
         elif isinstance(body, bytes | str):
             payload = body.encode() if isinstance(body, str) else body

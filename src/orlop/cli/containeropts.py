@@ -156,7 +156,7 @@ def _labels(opts) -> dict[str, str]:
         if not key:
             raise InvalidOption(f"invalid label '{entry}': empty name")
         labels[key] = value
-    return labels
+    return dict(sorted(labels.items()))  # a Go map: encoding/json sorts its keys
 
 
 def _capabilities(names: list[str]) -> list[str] | None:
@@ -187,8 +187,6 @@ def _security_opts(values: list[str]) -> list[str] | None:
             except ValueError as e:
                 raise InvalidOption(f"compacting json for seccomp profile ({setting}) failed: {e}") from None
             value = "seccomp=" + gojson.dumps(profile)
-        elif key == "no-new-privileges" and not eq:
-            value = "no-new-privileges=true"
         out.append(value)
     return out or None
 
@@ -260,7 +258,7 @@ def _tmpfs(values: list[str]) -> dict[str, str] | None:
     for value in values:
         path, _, options = value.partition(":")
         out[path] = options
-    return out or None
+    return dict(sorted(out.items())) or None
 
 
 def _volumes(values: list[str]) -> tuple[list[str] | None, dict]:
@@ -281,7 +279,7 @@ def _volumes(values: list[str]) -> tuple[list[str] | None, dict]:
                 raise InvalidOption(f"invalid volume {value!r}: give HOST-PATH:CONTAINER-PATH[:ro] or an "
                                     "absolute CONTAINER-PATH")
             anonymous[value] = {}
-    return binds or None, anonymous
+    return binds or None, dict(sorted(anonymous.items()))
 
 
 def _ports(publish: list[str], expose: list[str]) -> tuple[dict, dict]:
@@ -306,7 +304,7 @@ def _ports(publish: list[str], expose: list[str]) -> tuple[dict, dict]:
     for value in expose:
         port, _, proto = value.partition("/")
         exposed[f"{port}/{proto or 'tcp'}"] = {}
-    return bindings, exposed
+    return dict(sorted(bindings.items())), dict(sorted(exposed.items()))
 
 
 def _devices(values: list[str]) -> list[dict]:
@@ -338,7 +336,7 @@ def _sysctls(values: list[str]) -> dict[str, str] | None:
             raise InvalidOption(f"invalid argument \"{value}\" for \"--sysctl\" flag: sysctl '{value}' is not "
                                 "allowed")
         out[key] = setting
-    return out or None
+    return dict(sorted(out.items())) or None
 
 
 def _log_config(opts) -> dict:
@@ -346,7 +344,7 @@ def _log_config(opts) -> dict:
     for value in opts.log_opt:
         key, _, setting = value.partition("=")
         config[key] = setting
-    return {"Type": opts.log_driver or "", "Config": config}
+    return {"Type": opts.log_driver or "", "Config": dict(sorted(config.items()))}
 
 
 def _endpoint(aliases: list[str] | None) -> dict:
@@ -367,9 +365,8 @@ def attach_streams(opts) -> tuple[bool, bool, bool]:
     return "stdin" in wanted or bool(opts.interactive), "stdout" in wanted, "stderr" in wanted
 
 
-def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] | None, run: bool) -> dict:
-    """The body of POST /containers/create for `run`/`create` OPTIONS IMAGE [COMMAND] [ARG...]
-    (`run`: an attached run with -i closes the container's stdin when the client's ends)."""
+def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] | None) -> dict:
+    """The body of POST /containers/create for `run`/`create` OPTIONS IMAGE [COMMAND] [ARG...]."""
     image, command = args[0], args[1:]
     if getattr(opts, "rm", False) and opts.restart not in ("", "no"):
         raise InvalidOption("conflicting options: cannot specify both --restart and --rm")
@@ -393,7 +390,7 @@ def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] 
         config["ExposedPorts"] = exposed
     config.update({
         "Tty": bool(opts.tty), "OpenStdin": bool(opts.interactive),
-        "StdinOnce": bool(run and opts.interactive and stdin and not detach),
+        "StdinOnce": bool(opts.interactive and stdin),
         "Env": _env(opts), "Cmd": command or None, "Image": image, "Volumes": anonymous_volumes,
         "WorkingDir": opts.workdir or "", "Entrypoint": entrypoint, "OnBuild": None, "Labels": _labels(opts),
     })
@@ -441,6 +438,18 @@ def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] 
         host["Init"] = True
     body = dict(config)
     body["HostConfig"] = host
-    body["NetworkingConfig"] = {"EndpointsConfig": {network: _endpoint(opts.network_alias or None)}}
+    body["NetworkingConfig"] = {"EndpointsConfig": _endpoints(opts.network, opts.network_alias)}
     return body
+
+
+def _endpoints(network: str | None, aliases: list[str]) -> dict:
+    """As docker: the implicit "default" network gets its (empty) endpoint; a network given
+    with --network only when it has endpoint options (aliases, for user-defined ones)."""
+    if not network:
+        return {"default": _endpoint(aliases or None)}
+    if not aliases:
+        return {}
+    if network in ("default", "bridge", "host", "none") or network.startswith("container:"):
+        raise InvalidOption("network-scoped aliases are only supported for user-defined networks")
+    return {network: _endpoint(aliases)}
 

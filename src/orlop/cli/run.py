@@ -95,7 +95,7 @@ def _write_cidfile(path: str, cid: str) -> None:
 def create(cli, opts, args):
     try:
         console = terminal.size(1) if opts.tty else None
-        body = containeropts.build(opts, args, detach=False, console_size=console, run=False)
+        body = containeropts.build(opts, args, detach=False, console_size=console)
         cid = create_container(cli, opts, args, body)
     except (APIError, ConnectError, CommandError) as e:
         raise _with_help("create", e, getattr(e, "status", 125) if isinstance(e, CommandError) else 125) from None
@@ -127,7 +127,7 @@ def _run(cli, opts, args) -> int:
         except ValueError as e:
             raise CommandError(str(e)) from None
     console = terminal.size(1) if opts.tty else None
-    body = containeropts.build(opts, args, detach=detach, console_size=console, run=True)
+    body = containeropts.build(opts, args, detach=detach, console_size=console)
     cid = create_container(cli, opts, args, body)
 
     if detach:

@@ -161,7 +161,7 @@ def timestamp_argument(text: str, now: float | None = None) -> str:
     if head.lstrip("-").isdigit() and (not tail or tail.isdigit()) and "-" not in value[1:]:
         return value
     try:
-        return _seconds_string(now - parse_duration(value))
+        return str(int((now - parse_duration(value)) // 1))  # whole seconds, as docker's
     except ValueError:
         pass
     try:

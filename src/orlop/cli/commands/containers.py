@@ -208,7 +208,7 @@ def attach(cli, opts, args):
     stdin = bool(config.get("OpenStdin")) and not opts.no_stdin
     if tty and stdin and not terminal.is_terminal(0):
         raise CommandError("the input device is not a TTY")
-    cid = info["Id"]
+    cid = args[0]  # as typed, like docker
     waiter = client.receive(client.send("POST", f"/containers/{cid}/wait"), "POST")
     attachment = Attachment(client, cid, tty=tty, stdin=stdin, detach_keys=opts.detach_keys,
                             sig_proxy=bool(opts.sig_proxy))

@@ -233,7 +233,7 @@ def tag(cli, opts, args):
     ref = _reference(target)
     if ref.digest:
         raise CommandError("refusing to create a tag with a digest reference")
-    cli.client.call("POST", f"/images/{source}/tag", {"repo": ref.familiar_name, "tag": ref.tag or "latest"})
+    cli.client.call("POST", f"/images/{source}/tag", {"repo": ref.name, "tag": ref.tag or "latest"})
     return 0
 
 

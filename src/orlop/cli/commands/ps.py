@@ -120,7 +120,7 @@ def ps(cli, opts, args):
     if not opts.quiet or opts.format:
         fmt = Format(opts.format or "", PS_DEFAULT + ("\t{{.Size}}" if opts.size else ""), PS_HEADERS)
     limit = 1 if opts.latest else opts.last
-    query = [("all", bool(opts.all) or limit > 0), ("filters", filters_json(opts.filter)),
+    query = [("all", bool(opts.all)), ("filters", filters_json(opts.filter)),
              ("limit", limit if limit > 0 else None),
              ("size", bool(opts.size) or bool(fmt and not fmt.json and fmt.uses("Size")))]
     containers = cli.client.get("/containers/json", query) or []

@@ -74,7 +74,8 @@ class Format:
             header = self.template.execute(_HeaderContext(self.headers))
             lines.append(header)
         for item in items:
-            lines.append(self.template.execute(item))
+            # "json" marshals the row (HTML-escaped, as Go's json.Marshal); {{json .}} does not escape.
+            lines.append(gojson.dumps(dict(sorted(item.items()))) if self.json else self.template.execute(item))
         if self.table:
             expanded = []
             for line in lines:

@@ -160,16 +160,18 @@ def image_rows(images: list[dict], no_trunc: bool, digests: bool) -> list[dict]:
                 pairs.append(("<none>", "<none>", "<none>"))
         created = image.get("Created") or 0
         for repo, tag, digest in pairs:
-            rows.append({
-                "ID": _short_id(image["Id"], no_trunc), "Repository": repo, "Tag": tag, "Digest": digest,
-                "CreatedSince": units.ago(created, now),
-                "CreatedAt": units.local_time(created),
-                "Size": units.human_size(image.get("Size") or 0),
+            shared = image.get("SharedSize", -1)
+            rows.append({  # keys sorted, as docker's JSON of a formatter row
                 "Containers": "N/A" if image.get("Containers", -1) < 0 else str(image["Containers"]),
-                "VirtualSize": units.human_size(image.get("VirtualSize") or image.get("Size") or 0),
-                "SharedSize": "N/A" if image.get("SharedSize", -1) < 0 else units.human_size(image["SharedSize"]),
-                "UniqueSize": "N/A" if image.get("SharedSize", -1) < 0 else
-                units.human_size((image.get("Size") or 0) - image["SharedSize"]),
+                "CreatedAt": units.local_time(created),
+                "CreatedSince": units.ago(created, now),
+                "Digest": digest if digests else "<none>",
+                "ID": _short_id(image["Id"], no_trunc), "Repository": repo,
+                "SharedSize": "N/A" if shared < 0 else units.human_size(shared, 4),
+                "Size": units.human_size(image.get("Size") or 0),
+                "Tag": tag,
+                "UniqueSize": "N/A" if shared < 0 else units.human_size((image.get("Size") or 0) - shared, 4),
+                "VirtualSize": units.human_size(image.get("VirtualSize") or image.get("Size") or 0, 4),
             })
     return rows
 
@@ -179,7 +181,7 @@ def images(cli, opts, args):
     extra = {"reference": [args[0]]} if args else None
     query = {"all": bool(opts.all), "filters": filters_json(opts.filter, extra)}
     found = cli.client.get("/images/json", query) or []
-    rows = image_rows(found, opts.no_trunc, opts.digests)
+    rows = image_rows(found, opts.no_trunc, opts.digests or "{{.Digest}}" in (opts.format or ""))
     if opts.quiet and not opts.format:
         seen = []
         for row in rows:

@@ -149,6 +149,8 @@ def login(cli, opts, args):
         if not username:
             raise CommandError("Must provide --username with --password-stdin")
         password = sys.stdin.read().rstrip("\r\n")
+        if not password:
+            raise CommandError("Error: Non-null Password Required")
     if not username:
         username = _prompt("Username: ", False)
     if not username:

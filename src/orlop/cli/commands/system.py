@@ -110,7 +110,7 @@ def info(cli, opts, args):
     for kind in ("Volume", "Network", "Log"):
         out.append(f"  {kind}: {' '.join((data.get('Plugins') or {}).get(kind) or [])}")
     swarm = (data.get("Swarm") or {}).get("LocalNodeState") or "inactive"
-    out += [f" Swarm: {swarm}", f" Runtimes: {' '.join(sorted((data.get('Runtimes') or {}).keys()))}",
+    out += [f" Swarm: {swarm}", f" Runtimes: {' '.join((data.get('Runtimes') or {}).keys())}",
             f" Default Runtime: {data.get('DefaultRuntime', '')}", f" Init Binary: {data.get('InitBinary', '')}"]
     security = data.get("SecurityOptions") or []
     if security:
@@ -122,7 +122,7 @@ def info(cli, opts, args):
     out += [f" Kernel Version: {data.get('KernelVersion', '')}", f" Operating System: {data.get('OperatingSystem', '')}",
             f" OSType: {data.get('OSType', '')}", f" Architecture: {data.get('Architecture', '')}",
             f" CPUs: {data.get('NCPU', 0)}", f" Total Memory: {units.bytes_size(data.get('MemTotal') or 0)}",
-            f" Name: {data.get('Name', '')}", f" ID: {data.get('ID', '')}",
+            f" Name: {data.get('Name', '')}"] + ([f" ID: {data['ID']}"] if data.get("ID") else []) + [
             f" Docker Root Dir: {data.get('DockerRootDir', '')}", f" Debug Mode: {str(bool(data.get('Debug'))).lower()}",
             f" Experimental: {str(bool(data.get('ExperimentalBuild'))).lower()}"]
     insecure = (data.get("RegistryConfig") or {}).get("InsecureRegistryCIDRs") or []
@@ -214,20 +214,21 @@ def _inspect(cli, names: list[str], kind: str | None, fmt: str | None, size: boo
     found = []
     missing = []
     for name in names:
+        error = f"Error: No such object: {name}"
         for k in kinds:
             path = _KINDS[k][0].format(name)
             try:
                 value = cli.client.get(path, {"size": True} if size and k == "container" else None)
             except APIError as e:
                 if e.status == 404:
+                    if kind:  # one type: the daemon's own words, as docker shows them
+                        error = f"Error response from daemon: {e.message}"
                     continue
                 raise
             found.append(value)
             break
         else:
-            missing.append(name)
-            found_label = f"No such {kind}: {name}" if kind else f"No such object: {name}"
-            missing[-1] = found_label
+            missing.append(error)
     if template is None:
         sys.stdout.write(gojson.dumps(found, indent="    ", escape_html=False) + "\n")
     else:
@@ -235,7 +236,7 @@ def _inspect(cli, names: list[str], kind: str | None, fmt: str | None, size: boo
             sys.stdout.write(_execute(template, value) + "\n")
     if missing:
         sys.stdout.flush()
-        sys.stderr.write("".join(f"Error: {m}\n" for m in missing))
+        sys.stderr.write("".join(m + "\n" for m in missing))
         return 1
     return 0
 
@@ -302,7 +303,7 @@ def prune(cli, opts, args):
         try:
             result = cli.client.post(path, {"filters": filters_json(opts.filter)}) or {}
         except APIError as e:
-            if e.status == 404:
+            if e.status in (404, 405):
                 continue  # the daemon has no such objects yet
             raise
         names = result.get(key) or []

@@ -196,7 +196,8 @@ class ContainerRoutes:
             out.append({
                 "Id": record["Id"], "Names": [record["Name"]], "Image": record["Config"].get("Image", ""),
                 "ImageID": record["Image"],
-                "Command": " ".join([record["Path"], *record["Args"]]).strip(),
+                # moby: an argument with a space is shown in single quotes
+                "Command": " ".join([record["Path"], *(f"'{a}'" if " " in a else a for a in record["Args"])]).strip(),
                 "Created": int(entry_time(record["Created"])), "Ports": [], "Labels": record["Config"].get("Labels") or {},
                 "State": state["Status"], "Status": status_text(state),
                 "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode", "default")},

@@ -37,15 +37,22 @@ class Daemon:
         self.socket = os.path.join(self.exec_root, "orlopd.sock")
         self.host = "unix://" + self.socket
         self.runtime = runtime
+        # Its own network namespace, kept across restarts: the daemon's bridge, veths and
+        # nftables table never touch the host's (tests reach containers through `in_netns`).
+        self.netns = "orlop-test-" + self.exec_root.rsplit("-", 1)[1]
+        self.netns_path = f"/run/netns/{self.netns}"
         self.log_path = os.path.join(os.path.dirname(data_root), "orlopd.log")
         self.proc: subprocess.Popen | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, timeout: float = 15) -> None:
         os.makedirs(self.exec_root, exist_ok=True)
+        if not os.path.exists(self.netns_path):
+            subprocess.run(["ip", "netns", "add", self.netns], check=True)
+            subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [ORLOPD, "--data-root", self.data_root, "--exec-root", self.exec_root, "--host", self.host,
+            ["nsenter", f"--net={self.netns_path}", "--", ORLOPD, "--data-root", self.data_root, "--exec-root", self.exec_root, "--host", self.host,
              "--runtime", self.runtime, "--config-file", "/nonexistent", "--log-level", "debug"],
             stdout=log, stderr=log, start_new_session=True)
         log.close()
@@ -94,6 +101,15 @@ class Daemon:
         for mountpoint in reversed(_mounts_under(self.data_root)):
             subprocess.run(["umount", "-l", mountpoint], capture_output=True)
         shutil.rmtree(self.exec_root, ignore_errors=True)
+        if os.path.exists(self.netns_path):
+            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+
+    def in_netns(self, *argv: str, **kw) -> subprocess.CompletedProcess:
+        """A command in the daemon's network namespace (where its bridge and ports are)."""
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 30)
+        return subprocess.run(["nsenter", f"--net={self.netns_path}", "--", *argv], **kw)
 
     def _shim_pids(self) -> list[int]:
         pids = []

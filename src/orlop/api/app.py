@@ -11,6 +11,7 @@ from aiohttp import web
 from orlop.api.common import error_response
 from orlop.api.containers import ContainerRoutes
 from orlop.api.images import ImageRoutes
+from orlop.api.networks import NetworkRoutes
 from orlop.api.stats import StatsRoutes
 from orlop.api.streams import STANDARD_HEADERS
 from orlop.api.system import API_VERSION, MIN_API_VERSION, SystemRoutes
@@ -66,6 +67,7 @@ def make_app(services) -> web.Application:
     SystemRoutes(services.containers, services.events, services.started).register(add)
     ContainerRoutes(services.containers, services.execs, services.events).register(add)
     StatsRoutes(services.containers).register(add)
+    NetworkRoutes(services.networks, services.containers, services.events).register(add)
     ImageRoutes(services.images, services.events, services.containers.used_images).register(add)
     app.on_response_prepare.append(_on_prepare)
     return app

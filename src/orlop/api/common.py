@@ -42,3 +42,17 @@ async def json_body(request: web.Request, allow_empty: bool = False):
         return json.loads(data)
     except ValueError as e:
         raise InvalidParameter(f"malformed JSON in the request body: {e}") from None
+
+
+def query_filters(request: web.Request) -> dict[str, list[str]]:
+    """The `filters` query parameter: JSON {"name": ["a"]} or {"name": {"a": true}}."""
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise InvalidParameter(f"invalid filters: {raw!r} is not a JSON object")
+    return {k: list(v) if isinstance(v, dict | list) else [v] for k, v in parsed.items()}

@@ -9,7 +9,7 @@ import time
 from aiohttp import web
 
 from orlop.api import streams
-from orlop.api.common import boolean, json_body, json_response, no_content
+from orlop.api.common import boolean, json_body, json_response, no_content, query_filters
 from orlop.containers import logs as container_logs
 from orlop.containers import shim_client
 from orlop.containers.events import Events
@@ -62,17 +62,6 @@ def status_text(state: dict) -> str:
     if state["Status"] == "removing":
         return "Removal In Progress"
     return f"Exited ({state['ExitCode']}) {human_duration(time.time() - entry_time(state['FinishedAt']))} ago"
-
-
-def _filters(request: web.Request) -> dict[str, list[str]]:
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
-    return {k: list(v) if isinstance(v, dict | list) else [v] for k, v in parsed.items()}
 
 
 class ContainerRoutes:
@@ -161,7 +150,7 @@ class ContainerRoutes:
 
     async def prune(self, request: web.Request) -> web.Response:
         removed, reclaimed = [], 0
-        filters = _filters(request)
+        filters = query_filters(request)
         for cid, record in list(self.containers.store.records.items()):
             if not record["State"]["Running"] and not record["State"]["Restarting"] and _matches(record, filters):
                 size_rw, _ = await asyncio.get_running_loop().run_in_executor(None, self.containers.sizes, record)
@@ -184,7 +173,7 @@ class ContainerRoutes:
         limit_text = request.query.get("limit", "")
         # A limit takes containers in every state (moby), as `docker ps -n 3` / `-l` expect.
         show_all = boolean(request, "all") or (limit_text.isdigit() and int(limit_text) > 0)
-        filters = _filters(request)
+        filters = query_filters(request)
         records = sorted(self.containers.store.records.values(), key=lambda r: r["Created"], reverse=True)
         out = []
         for record in records:
@@ -198,7 +187,7 @@ class ContainerRoutes:
                 "ImageID": record["Image"],
                 # moby: an argument with a space is shown in single quotes
                 "Command": " ".join([record["Path"], *(f"'{a}'" if " " in a else a for a in record["Args"])]).strip(),
-                "Created": int(entry_time(record["Created"])), "Ports": [], "Labels": record["Config"].get("Labels") or {},
+                "Created": int(entry_time(record["Created"])), "Ports": _ports(record), "Labels": record["Config"].get("Labels") or {},
                 "State": state["Status"], "Status": status_text(state),
                 "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode", "default")},
                 "NetworkSettings": {"Networks": record["NetworkSettings"].get("Networks") or {}},
@@ -416,6 +405,19 @@ class ContainerRoutes:
         except Exception:
             result = {"exit_code": 137}
         record.update(Running=False, ExitCode=result.get("exit_code"), Pid=0)
+
+
+def _ports(record: dict) -> list[dict]:
+    """NetworkSettings.Ports as `GET /containers/json` lists them (docker ps's PORTS)."""
+    out = []
+    for port, bindings in (record["NetworkSettings"].get("Ports") or {}).items():
+        number, _, proto = port.partition("/")
+        if not bindings:
+            out.append({"PrivatePort": int(number), "Type": proto or "tcp"})
+        for binding in bindings or []:
+            out.append({"IP": binding.get("HostIp") or "0.0.0.0", "PrivatePort": int(number),
+                        "PublicPort": int(binding["HostPort"]), "Type": proto or "tcp"})
+    return out
 
 
 def _padded_time(stamp: str) -> str:

@@ -63,6 +63,7 @@ class ContainerService:
         self.runtimes = runtimes
         self.default_runtime = default_runtime
         self.seccomp_profile = seccomp_profile
+        self.networks = None  # the NetworkService, set by the daemon (None: only loopback networking)
         self.store = ContainerStore(paths.containers)
         self.exits: dict[str, asyncio.Event] = {}     # set when a run of the container ends
         self.removed: dict[str, asyncio.Event] = {}
@@ -128,6 +129,9 @@ class ContainerService:
                                 "Gateway": "", "MacAddress": ""},
             "Orlop": {"Snapshot": cid, "ManualStop": False},
         }
+        if self.networks is not None:
+            record["NetworkSettings"]["Networks"] = self.networks.requested(host_config,
+                                                                            body.get("NetworkingConfig"))
         entry = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
         record["Path"], record["Args"] = (entry[0], entry[1:]) if entry else ("", [])
         try:
@@ -218,8 +222,10 @@ class ContainerService:
         rootfs = os.path.join(cdir, "rootfs")
         self._mount_rootfs(record, rootfs)
         try:
+            if self.networks is not None:
+                self.networks.plan(record)
             files = self._write_etc_files(record)
-            config = spec.generate(record, {}, rootfs, files, self.seccomp_profile)
+            config = spec.generate(record, self._shared_namespaces(record), rootfs, files, self.seccomp_profile)
             write_atomic(os.path.join(state_dir, "config.json"), json.dumps(config).encode())
             cfg = record["Config"]
             log_opts = (record["HostConfig"].get("LogConfig") or {}).get("Config") or {}
@@ -230,15 +236,21 @@ class ContainerService:
                 "tty": cfg.get("Tty"), "stdin": cfg.get("OpenStdin"), "stdin_once": cfg.get("StdinOnce"),
             })
             self.exits.setdefault(cid, asyncio.Event())  # `wait` may already be waiting on it
+            if self.networks is not None:
+                await self.networks.connect(record, answer["pid"])
             await self._connect_pending_attaches(cid, state_dir)
             await self._runtime(runtime, runtime_root, "start", cid)
         except BaseException:
             await self._runtime_quiet(runtime, runtime_root, "delete", "--force", cid)
             self._unmount_rootfs(rootfs)
+            if self.networks is not None:
+                await self.networks.release(record)
             raise
         state = record["State"]
         state.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False, Dead=False,
                      Pid=answer["pid"], ExitCode=0, Error="", StartedAt=now())
+        if self.networks is not None:
+            await self.networks.apply_rules()  # its published ports, now that it counts as running
         self.store.save(record)
         self._event(record, "start")
         self.monitors[cid] = asyncio.create_task(self._monitor(cid))
@@ -255,6 +267,20 @@ class ContainerService:
                 future.set_exception(e)
             else:
                 future.set_result(conn)
+
+    def _shared_namespaces(self, record: dict) -> dict[str, str]:
+        """Namespaces joined rather than made: `--network container:<name>` (and the same
+        for --ipc/--pid) use the other container's, which must be running."""
+        paths = {}
+        for kind, key in spec.NAMESPACE_MODES:
+            mode = record["HostConfig"].get(key) or ""
+            if mode.startswith("container:"):
+                other = self.get(mode.split(":", 1)[1])
+                if not other["State"]["Running"]:
+                    raise Conflict(f"cannot join network of a non running container: {other['Id']}"
+                                   if kind == "network" else f"container {other['Id']} is not running")
+                paths[kind] = f"/proc/{other['State']['Pid']}/ns/{'net' if kind == 'network' else kind}"
+        return paths
 
     def _mount_rootfs(self, record: dict, rootfs: str) -> None:
         os.makedirs(rootfs, exist_ok=True)
@@ -285,9 +311,14 @@ class ContainerService:
         for entry in hc.get("ExtraHosts") or []:
             host, _, address = entry.partition(":")
             hosts += f"{address}\t{host}\n"
+        network_dns = None
+        if self.networks is not None and not host_network:
+            for address in self.networks.own_addresses(record):
+                hosts += f"{address}\t{hostname}\n"
+            network_dns = self.networks.resolv_conf_nameservers(record)
         write_atomic(paths["/etc/hostname"], hostname_text.encode(), mode=0o644)
         write_atomic(paths["/etc/hosts"], hosts.encode(), mode=0o644)
-        write_atomic(paths["/etc/resolv.conf"], _resolv_conf(hc, host_network).encode(), mode=0o644)
+        write_atomic(paths["/etc/resolv.conf"], _resolv_conf(hc, host_network, network_dns).encode(), mode=0o644)
         record["HostnamePath"], record["HostsPath"] = paths["/etc/hostname"], paths["/etc/hosts"]
         record["ResolvConfPath"] = paths["/etc/resolv.conf"]
         return paths
@@ -336,6 +367,8 @@ class ContainerService:
                      FinishedAt=result.get("finished_at") or now())
         self._unmount_rootfs(os.path.join(self.store.dir(cid), "rootfs"))
         shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
+        if self.networks is not None:
+            await self.networks.release(record)
         restart = self._should_restart(record)
         if restart:
             state["Restarting"] = True
@@ -619,7 +652,7 @@ def _size(value) -> int:
     return int(text)
 
 
-def _resolv_conf(host_config: dict, host_network: bool) -> str:
+def _resolv_conf(host_config: dict, host_network: bool, network_dns: list[str] | None = None) -> str:
     try:
         with open("/etc/resolv.conf") as f:
             lines = f.read().splitlines()
@@ -628,7 +661,7 @@ def _resolv_conf(host_config: dict, host_network: bool) -> str:
     if host_network and not host_config.get("Dns"):
         return "\n".join(lines) + "\n"
     # A loopback resolver of the host is unreachable from the container's own network.
-    servers = host_config.get("Dns") or [line.split()[1] for line in lines
+    servers = host_config.get("Dns") or network_dns or [line.split()[1] for line in lines
                                           if line.startswith("nameserver ") and len(line.split()) > 1
                                           and not line.split()[1].startswith(("127.", "::1"))]
     servers = servers or ["8.8.8.8", "8.8.4.4"]

@@ -228,9 +228,10 @@ def console_size(value) -> dict | None:
     return None
 
 
-def generate(record: dict, image_config: dict, rootfs: str, files: dict[str, str],
+def generate(record: dict, shared_namespaces: dict[str, str], rootfs: str, files: dict[str, str],
              seccomp_profile: dict | None) -> dict:
-    """config.json for `record` (a container record: Config, HostConfig, Id)."""
+    """config.json for `record` (a container record: Config, HostConfig, Id); namespaces
+    in `shared_namespaces` ({"network": "/proc/<pid>/ns/net"}) are joined, not made."""
     config, hc = record["Config"], record["HostConfig"]
     args = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
     if not args:
@@ -269,7 +270,10 @@ def generate(record: dict, image_config: dict, rootfs: str, files: dict[str, str
         if mode == "host":
             continue
         if mode.startswith("container:"):
-            raise InvalidParameter(f"{key} {mode!r} is not supported yet")
+            if kind not in shared_namespaces:
+                raise InvalidParameter(f"{key} {mode!r}: the container to join is not known")
+            namespaces.append({"type": kind, "path": shared_namespaces[kind]})
+            continue
         namespaces.append({"type": kind})
     if _mode(hc, "CgroupnsMode") == "private" or (not _mode(hc, "CgroupnsMode") and os.path.exists(
             "/sys/fs/cgroup/cgroup.controllers")):

@@ -30,11 +30,12 @@ from orlop.containers.execs import ExecService
 from orlop.containers.seccomp_profile import find_default_profile, load_profile
 from orlop.containers.service import ContainerService, DaemonPaths
 from orlop.images.service import ImageService
+from orlop.network.service import NetworkService
 
 log = logging.getLogger("orlopd")
 DEFAULTS = {"host": "unix:///run/orlop/orlop.sock", "data-root": "/var/lib/orlop", "exec-root": "/run/orlop",
             "runtime": "orlop-runtime", "log-level": "info", "group": "", "insecure-registries": [],
-            "seccomp-profile": ""}
+            "seccomp-profile": "", "bip": ""}
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -46,6 +47,7 @@ def parse_args(argv: list[str]) -> dict:
     parser.add_argument("--group", help="group allowed to use the socket (root only by default)")
     parser.add_argument("--insecure-registry", action="append", dest="insecure_registries")
     parser.add_argument("--seccomp-profile")
+    parser.add_argument("--bip", help="address/prefix of the default bridge orlop0 (e.g. 172.17.0.1/16)")
     parser.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error"])
     parser.add_argument("--config-file", default="/etc/orlop/daemon.json")
     args = parser.parse_args(argv)
@@ -56,7 +58,7 @@ def parse_args(argv: list[str]) -> dict:
                 settings.update(json.load(f))
         except ValueError as e:
             parser.error(f"{args.config_file}: invalid JSON: {e}")
-    for key in ("host", "data_root", "exec_root", "runtime", "group", "seccomp_profile", "log_level",
+    for key in ("host", "data_root", "exec_root", "runtime", "group", "seccomp_profile", "log_level", "bip",
                 "insecure_registries"):
         value = getattr(args, key)
         if value:
@@ -93,12 +95,17 @@ class Services:
         self.images = ImageService(settings["data-root"], frozenset(settings["insecure-registries"]))
         self.containers = ContainerService(paths, self.images, self.events, runtimes, default, profile)
         self.execs = ExecService(self.containers)
+        self.networks = NetworkService(settings["data-root"], settings["exec-root"], settings["bip"] or None)
+        self.networks.containers = self.containers
+        self.containers.networks = self.networks
         self.started = time.time()
 
 
 async def serve(settings: dict) -> None:
     services = Services(settings)
+    await services.networks.prepare()
     await services.containers.restore()
+    await services.networks.start()
     app = make_app(services)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -128,11 +135,13 @@ async def serve(settings: dict) -> None:
     await stop.wait()
     # Containers keep running (live restore): only the API goes away.
     await runner.cleanup()
+    await services.networks.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(sys.argv[1:] if argv is None else argv)
     level = {"warn": "WARNING"}.get(settings["log-level"], settings["log-level"].upper())
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     logging.basicConfig(level=level, format="time=\"%(asctime)s\" level=%(levelname)s msg=\"%(message)s\"")
     os.makedirs(settings["data-root"], 0o711, exist_ok=True)
     lock = open(os.path.join(settings["data-root"], "orlopd.lock"), "w")

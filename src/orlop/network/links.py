@@ -13,8 +13,10 @@ import contextlib
 import ipaddress
 import os
 
-from pyroute2 import IPRoute, NetNS
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+
+from orlop.linux import syscalls
 
 VETH_PREFIX = "veth"
 
@@ -140,11 +142,21 @@ def interfaces(netns_path: str) -> list[dict]:
 
 @contextlib.contextmanager
 def _netns(path: str):
-    ns = NetNS(path)
+    """Netlink inside the namespace at `path`: this thread enters it (setns moves only the
+    calling thread), opens its netlink socket there, and comes back. (pyroute2's own
+    netns support forks a helper process, which a threaded daemon should not do.)"""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        yield ns
+        syscalls.setns(target, syscalls.CLONE_NEWNET, path)
+        try:
+            with IPRoute() as ns:
+                yield ns
+        finally:
+            syscalls.setns(own, syscalls.CLONE_NEWNET, "/proc/thread-self/ns/net")
     finally:
-        ns.close()
+        os.close(target)
+        os.close(own)
 
 
 def host_routes() -> list[ipaddress.IPv4Network]:

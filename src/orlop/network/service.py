@@ -1,0 +1,440 @@
+"""orlopd's networks: the predefined `bridge` (orlop0), `host` and `none`, user-defined
+bridge networks, and the endpoints that join containers to them.
+
+A container's start goes: `plan` (lease an address on each of its networks, before its
+/etc files are written), the runtime creates the container (its network namespace
+exists), `connect` (veth pairs, published ports), the runtime starts it. Its exit
+`release`s all of it. Everything the kernel holds (bridges, veths, the nftables table) is
+derived from the records and reconciled at every daemon start, so a crash leaves nothing
+that the next start does not remove or take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+
+from orlop.errors import Conflict, InvalidParameter, NotFound, OrlopError
+from orlop.fsutil import write_atomic
+from orlop.network import links, nft
+from orlop.network.dns import NetworkDNS, host_resolvers
+from orlop.network.ipam import IPAM, mac_for
+
+log = logging.getLogger("orlopd")
+DEFAULT_BRIDGE = "orlop0"
+PREDEFINED = ("bridge", "host", "none")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000000Z"
+
+
+class NetworkService:
+    def __init__(self, data_root: str, exec_root: str, bip: str | None = None) -> None:
+        self.root = os.path.join(data_root, "network")
+        os.makedirs(self.root, 0o700, exist_ok=True)
+        self.path = os.path.join(self.root, "networks.json")
+        self.ipam = IPAM(os.path.join(self.root, "ipam.json"))
+        self.forwarding_marker = os.path.join(exec_root, "network-forwarding-enabled")
+        self.bip = bip
+        self.networks: dict[str, dict] = {}
+        self.dns: dict[str, NetworkDNS] = {}
+        self.reservations: dict[tuple[str, str, int], socket.socket] = {}
+        self.containers = None  # the ContainerService, for names and running endpoints (set by the daemon)
+        try:
+            with open(self.path) as f:
+                self.networks = json.load(f)
+        except FileNotFoundError:
+            pass
+
+    # -- records ---------------------------------------------------------------------------------
+    def _save(self) -> None:
+        write_atomic(self.path, json.dumps(self.networks, indent=1).encode())
+
+    def get(self, ref: str) -> dict:
+        """By full id, name, or id prefix (Docker's order)."""
+        if ref in self.networks:
+            return self.networks[ref]
+        for net in self.networks.values():
+            if net["Name"] == ref:
+                return net
+        found = [n for i, n in self.networks.items() if i.startswith(ref)] if ref else []
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise InvalidParameter(f"network {ref} is ambiguous ({len(found)} matches found based on ID prefix)")
+        raise NotFound(f"network {ref} not found")
+
+    async def prepare(self) -> None:
+        """Before containers are restored: the predefined networks exist."""
+        await asyncio.to_thread(self._ensure_predefined)
+
+    def _ensure_predefined(self) -> None:  # netlink: not on the event loop's thread (pyroute2 runs its own loop)
+        names = {n["Name"] for n in self.networks.values()}
+        for name, driver in (("bridge", "bridge"), ("host", "host"), ("none", "null")):
+            if name in names:
+                continue
+            nid = secrets.token_hex(32)
+            record = self._record(nid, name, driver, internal=False, labels={}, options={})
+            if name == "bridge":
+                subnet, gateway = None, None
+                if self.bip:
+                    iface = ipaddress.ip_interface(self.bip)
+                    subnet, gateway = str(iface.network), str(iface.ip)
+                subnet, gateway = self.ipam.add_pool(nid, subnet, gateway, links.host_routes())
+                record["IPAM"]["Config"] = [{"Subnet": subnet, "Gateway": gateway}]
+                record["Options"] = {"com.docker.network.bridge.name": DEFAULT_BRIDGE,
+                                     "com.docker.network.bridge.default_bridge": "true"}
+            self.networks[nid] = record
+        self._save()
+
+    @staticmethod
+    def _record(nid: str, name: str, driver: str, internal: bool, labels: dict, options: dict) -> dict:
+        return {"Name": name, "Id": nid, "Created": _now(), "Scope": "local", "Driver": driver, "EnableIPv6": False,
+                "IPAM": {"Driver": "default", "Options": {}, "Config": []}, "Internal": internal,
+                "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
+                "Options": options, "Labels": labels}
+
+    @staticmethod
+    def bridge_name(net: dict) -> str:
+        return net["Options"].get("com.docker.network.bridge.name") or "orl-" + net["Id"][:11]
+
+    # -- networks --------------------------------------------------------------------------------
+    async def create(self, body: dict) -> dict:
+        name = body.get("Name")
+        if not name or not isinstance(name, str):
+            raise InvalidParameter("network name is required")
+        if any(n["Name"] == name for n in self.networks.values()):
+            raise Conflict(f"network with name {name} already exists")
+        driver = body.get("Driver") or "bridge"
+        if driver != "bridge":
+            raise InvalidParameter(f"plugin \"{driver}\" not found: orlop networks use the bridge driver")
+        configs = (body.get("IPAM") or {}).get("Config") or []
+        if len(configs) > 1:
+            raise InvalidParameter("orlop networks take one IPv4 subnet")
+        wanted = configs[0] if configs else {}
+        nid = secrets.token_hex(32)
+        options = dict(body.get("Options") or {})
+        record = self._record(nid, name, "bridge", bool(body.get("Internal")), dict(body.get("Labels") or {}),
+                              options)
+        routes = await asyncio.to_thread(links.host_routes)
+        subnet, gateway = self.ipam.add_pool(nid, wanted.get("Subnet"), wanted.get("Gateway"), routes)
+        record["IPAM"]["Config"] = [{"Subnet": subnet, "Gateway": gateway}]
+        try:
+            await asyncio.to_thread(self._bring_up, record)
+        except (links.LinkError, OSError) as e:
+            self.ipam.remove_pool(nid)
+            raise OrlopError(f"cannot create network {name}: {e}") from None
+        self.networks[nid] = record
+        self._save()
+        await self._start_dns(record)
+        await self.apply_rules()
+        return record
+
+    def _bring_up(self, net: dict) -> None:
+        config = net["IPAM"]["Config"][0]
+        links.ensure_bridge(self.bridge_name(net), config["Gateway"], ipaddress.ip_network(config["Subnet"]).prefixlen)
+
+    async def remove(self, ref: str) -> None:
+        net = self.get(ref)
+        if net["Name"] in PREDEFINED:
+            raise InvalidParameter(f"{net['Name']} is a pre-defined network and cannot be removed")
+        users = self.endpoints(net["Id"])
+        if users:
+            raise Conflict(f"error while removing network: network {net['Name']} id {net['Id']} has active "
+                           f"endpoints ({', '.join(u['Name'] for u in users.values())})")
+        dns = self.dns.pop(net["Id"], None)
+        if dns:
+            dns.stop()
+        del self.networks[net["Id"]]
+        self._save()
+        await self.apply_rules()
+        await asyncio.to_thread(links.delete_link, self.bridge_name(net))
+        self.ipam.remove_pool(net["Id"])
+
+    def endpoints(self, nid: str) -> dict[str, dict]:
+        """{container id: {Name, EndpointID, MacAddress, IPv4Address, IPv6Address}} of running members."""
+        out = {}
+        for record in self._running():
+            for ep in (record["NetworkSettings"].get("Networks") or {}).values():
+                if ep.get("NetworkID") == nid and ep.get("IPAddress"):
+                    out[record["Id"]] = {"Name": record["Name"].lstrip("/"), "EndpointID": ep["EndpointID"],
+                                         "MacAddress": ep["MacAddress"],
+                                         "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}", "IPv6Address": ""}
+        return out
+
+    def _running(self) -> list[dict]:
+        if self.containers is None:
+            return []
+        return [r for r in self.containers.store.records.values() if r["State"]["Running"]]
+
+    def inspect(self, ref: str) -> dict:
+        net = dict(self.get(ref))
+        net["Containers"] = self.endpoints(net["Id"])
+        return net
+
+    # -- a container's endpoints ---------------------------------------------------------------
+    def requested(self, host_config: dict, networking_config: dict | None) -> dict[str, dict]:
+        """The create request's networks as NetworkSettings.Networks entries (not yet connected)."""
+        mode = host_config.get("NetworkMode") or "bridge"
+        if mode in ("host", "none") or mode.startswith("container:"):
+            return {}
+        net = self.get(mode)
+        if net["Driver"] != "bridge":
+            raise InvalidParameter(f"container cannot be connected to network {mode}")
+        endpoints = (networking_config or {}).get("EndpointsConfig") or {}
+        wanted = endpoints.get(mode) or endpoints.get(net["Name"]) or endpoints.get(net["Id"]) or {}
+        if net["Name"] == "bridge" and wanted.get("Aliases"):
+            raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+        return {net["Name"]: self._endpoint_settings(net, wanted)}
+
+    @staticmethod
+    def _endpoint_settings(net: dict, wanted: dict) -> dict:
+        return {"IPAMConfig": wanted.get("IPAMConfig"), "Links": None, "Aliases": wanted.get("Aliases"),
+                "MacAddress": "", "DriverOpts": None, "NetworkID": net["Id"], "EndpointID": "", "Gateway": "",
+                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+
+    def plan(self, record: dict) -> None:
+        """Lease an address on each of the container's networks (filled into its record)."""
+        for name, ep in (record["NetworkSettings"].get("Networks") or {}).items():
+            net = self.get(ep["NetworkID"] if ep.get("NetworkID") in self.networks else name)
+            self._lease(record, net, ep)
+        self._summarise(record)
+
+    def _lease(self, record: dict, net: dict, ep: dict) -> None:
+        ep["EndpointID"] = ep.get("EndpointID") or secrets.token_hex(32)
+        wanted = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
+        address = self.ipam.lease(net["Id"], ep["EndpointID"], wanted)
+        config = net["IPAM"]["Config"][0]
+        ep.update(NetworkID=net["Id"], IPAddress=address, Gateway=config["Gateway"],
+                  IPPrefixLen=ipaddress.ip_network(config["Subnet"]).prefixlen, MacAddress=mac_for(address))
+        if net["Name"] != "bridge":
+            ep["DNSNames"] = [record["Name"].lstrip("/"), record["Id"][:12], *(ep.get("Aliases") or [])]
+
+    @staticmethod
+    def _summarise(record: dict) -> None:
+        """The top-level NetworkSettings fields (those of the default bridge, as Docker's)."""
+        settings = record["NetworkSettings"]
+        bridge = (settings.get("Networks") or {}).get("bridge") or {}
+        settings.update(IPAddress=bridge.get("IPAddress", ""), Gateway=bridge.get("Gateway", ""),
+                        MacAddress=bridge.get("MacAddress", ""), IPPrefixLen=bridge.get("IPPrefixLen", 0),
+                        Bridge=DEFAULT_BRIDGE if bridge else "")
+
+    def resolv_conf_nameservers(self, record: dict) -> list[str] | None:
+        """A user-defined network's DNS server (the first such network's gateway), else None."""
+        for name, ep in (record["NetworkSettings"].get("Networks") or {}).items():
+            if name != "bridge" and ep.get("Gateway"):
+                return [ep["Gateway"]]
+        return None
+
+    def own_addresses(self, record: dict) -> list[str]:
+        return [ep["IPAddress"] for ep in (record["NetworkSettings"].get("Networks") or {}).values()
+                if ep.get("IPAddress")]
+
+    async def connect(self, record: dict, pid: int) -> None:
+        """After the runtime's create: veths into the container's namespace, ports published."""
+        netns = f"/proc/{pid}/ns/net"
+        mode = record["HostConfig"].get("NetworkMode") or "bridge"
+        record["NetworkSettings"]["SandboxKey"] = netns
+        if mode == "none":
+            await asyncio.to_thread(links.loopback_up, netns)
+            return
+        for ep in (record["NetworkSettings"].get("Networks") or {}).values():
+            await self._connect_endpoint(netns, self.get(ep["NetworkID"]), ep)
+        await self._publish(record)
+
+    async def _connect_endpoint(self, netns: str, net: dict, ep: dict) -> None:
+        existing = await asyncio.to_thread(links.interfaces, netns)
+        ifname = f"eth{sum(1 for i in existing if (i['ifname'] or '').startswith('eth'))}"
+        await asyncio.to_thread(self._bring_up, net)
+        await asyncio.to_thread(links.connect, netns, self.bridge_name(net), links.host_veth_name(ep["EndpointID"]),
+                                ifname, ep["IPAddress"], ep["IPPrefixLen"], ep["Gateway"], ep["MacAddress"],
+                                ifname == "eth0")
+
+    async def release(self, record: dict) -> None:
+        """The container stopped: its addresses, veths and published ports go."""
+        for ep in (record["NetworkSettings"].get("Networks") or {}).values():
+            if ep.get("EndpointID"):
+                await asyncio.to_thread(links.delete_link, links.host_veth_name(ep["EndpointID"]))
+                self.ipam.release(ep["NetworkID"], ep["EndpointID"])
+            ep.update(EndpointID="", IPAddress="", Gateway="", IPPrefixLen=0, MacAddress="", DNSNames=None)
+        self._summarise(record)
+        record["NetworkSettings"]["Ports"] = {}
+        record["NetworkSettings"]["SandboxKey"] = ""
+        self._unreserve(record["Id"])
+        await self.apply_rules()
+
+    # -- connect / disconnect of a (running or not) container ----------------------------------
+    async def connect_container(self, record: dict, ref: str, endpoint_config: dict | None) -> None:
+        net = self.get(ref)
+        mode = record["HostConfig"].get("NetworkMode") or "bridge"
+        if mode in ("host", "none") or mode.startswith("container:"):
+            raise InvalidParameter(f"container sharing network namespace with another container or host cannot "
+                                   f"be connected to any other network (its mode is {mode})")
+        if net["Driver"] != "bridge":
+            raise InvalidParameter(f"container cannot be disconnected from host network or connected to "
+                                   f"{net['Name']} network")
+        networks = record["NetworkSettings"].setdefault("Networks", {})
+        if net["Name"] in networks:
+            raise Conflict(f"endpoint with name {record['Name'].lstrip('/')} already exists in network "
+                           f"{net['Name']}")
+        ep = self._endpoint_settings(net, endpoint_config or {})
+        networks[net["Name"]] = ep
+        if record["State"]["Running"]:
+            try:
+                self._lease(record, net, ep)
+                await self._connect_endpoint(f"/proc/{record['State']['Pid']}/ns/net", net, ep)
+            except (OrlopError, links.LinkError) as e:
+                if ep.get("EndpointID"):
+                    self.ipam.release(net["Id"], ep["EndpointID"])
+                del networks[net["Name"]]
+                raise OrlopError(str(e)) from None
+            self._summarise(record)
+            await self.apply_rules()
+
+    async def disconnect_container(self, record: dict, ref: str, force: bool = False) -> None:
+        net = self.get(ref)
+        networks = record["NetworkSettings"].get("Networks") or {}
+        ep = networks.get(net["Name"])
+        if ep is None:
+            raise InvalidParameter(f"container {record['Id'][:12]} is not connected to network {net['Name']}")
+        if ep.get("EndpointID"):
+            await asyncio.to_thread(links.delete_link, links.host_veth_name(ep["EndpointID"]))
+            self.ipam.release(net["Id"], ep["EndpointID"])
+        del networks[net["Name"]]
+        self._summarise(record)
+        await self.apply_rules()
+
+    # -- published ports -------------------------------------------------------------------------
+    async def _publish(self, record: dict) -> None:
+        hc = record["HostConfig"]
+        bindings = dict(hc.get("PortBindings") or {})
+        if hc.get("PublishAllPorts"):
+            for port in record["Config"].get("ExposedPorts") or {}:
+                bindings.setdefault(port, [{"HostIp": "", "HostPort": ""}])
+        ports: dict[str, list | None] = {p: None for p in record["Config"].get("ExposedPorts") or {}}
+        for port, entries in bindings.items():
+            number, _, proto = port.partition("/")
+            proto = proto or "tcp"
+            published = []
+            for entry in entries or [{}]:
+                host_ip = entry.get("HostIp") or "0.0.0.0"
+                host_port = self._reserve(record["Id"], proto, host_ip, entry.get("HostPort") or "")
+                published.append({"HostIp": host_ip, "HostPort": str(host_port)})
+            ports[f"{number}/{proto}"] = published
+        record["NetworkSettings"]["Ports"] = ports
+
+    def _reserve(self, cid: str, proto: str, host_ip: str, wanted: str) -> int:
+        """Bind (not listen) the host port, so that no other program takes it while published."""
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        sock = socket.socket(socket.AF_INET, kind)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host_ip, int(wanted) if wanted else 0))
+        except (OSError, ValueError) as e:
+            sock.close()
+            raise OrlopError(f"driver failed programming external connectivity: Bind for {host_ip}:{wanted or 0} "
+                             f"failed: port is already allocated ({getattr(e, 'strerror', e)})") from None
+        port = sock.getsockname()[1]
+        self.reservations[(cid, proto, port)] = sock
+        return port
+
+    def _unreserve(self, cid: str) -> None:
+        for key in [k for k in self.reservations if k[0] == cid]:
+            self.reservations.pop(key).close()
+
+    def _published(self) -> list[nft.Publish]:
+        out = []
+        for record in self._running():
+            networks = record["NetworkSettings"].get("Networks") or {}
+            address = next((ep["IPAddress"] for ep in networks.values() if ep.get("IPAddress")), None)
+            if not address:
+                continue
+            for port, entries in (record["NetworkSettings"].get("Ports") or {}).items():
+                number, _, proto = port.partition("/")
+                for entry in entries or []:
+                    out.append(nft.Publish(proto, entry["HostIp"], int(entry["HostPort"]), address, int(number)))
+        return out
+
+    # -- the kernel's state, from the records --------------------------------------------------
+    async def apply_rules(self) -> None:
+        bridges = [nft.Bridge(self.bridge_name(n), n["IPAM"]["Config"][0]["Subnet"], n["Internal"])
+                   for n in self.networks.values() if n["Driver"] == "bridge"]
+        limit = os.path.exists(self.forwarding_marker)
+        await asyncio.to_thread(nft.apply, nft.ruleset(bridges, self._published(), limit))
+
+    async def start(self) -> None:
+        """At daemon start: predefined networks, bridges up, forwarding on, stale veths and
+        leases of containers that are not running dropped, rules and DNS servers in place."""
+        for net in self.networks.values():
+            if net["Driver"] == "bridge":
+                await asyncio.to_thread(self._bring_up, net)
+        if links.sysctl("net/ipv4/ip_forward", "1") == "0":
+            write_atomic(self.forwarding_marker, b"orlopd turned IPv4 forwarding on\n")
+        live = {ep["EndpointID"] for r in self._running()
+                for ep in (r["NetworkSettings"].get("Networks") or {}).values() if ep.get("EndpointID")}
+        for name in await asyncio.to_thread(links.links_with_prefix, links.VETH_PREFIX):
+            if not any(links.host_veth_name(e) == name for e in live):
+                if await asyncio.to_thread(self._is_orlop_veth, name):
+                    await asyncio.to_thread(links.delete_link, name)
+        for nid in list(self.ipam.pools):
+            for owner in self.ipam.owners(nid) - live:
+                self.ipam.release(nid, owner)
+        for record in self._running():
+            for (proto, host_ip, port) in [(p.partition("/")[2] or "tcp", e["HostIp"], int(e["HostPort"]))
+                                           for p, es in (record["NetworkSettings"].get("Ports") or {}).items()
+                                           for e in es or []]:
+                with contextlib.suppress(OrlopError):
+                    self._reserve(record["Id"], proto, host_ip, str(port))
+        for net in self.networks.values():
+            await self._start_dns(net)
+        await self.apply_rules()
+
+    def _is_orlop_veth(self, name: str) -> bool:
+        """A veth enslaved to one of our bridges (never touch anybody else's)."""
+        ours = {self.bridge_name(n) for n in self.networks.values() if n["Driver"] == "bridge"}
+        try:
+            with open(f"/sys/class/net/{name}/master/uevent") as f:
+                master = next((line.split("=", 1)[1].strip() for line in f if line.startswith("INTERFACE=")), "")
+        except OSError:
+            return False
+        return master in ours
+
+    async def _start_dns(self, net: dict) -> None:
+        if net["Driver"] != "bridge" or net["Name"] == "bridge" or net["Id"] in self.dns:
+            return
+        server = NetworkDNS(net["IPAM"]["Config"][0]["Gateway"], lambda name, nid=net["Id"]: self.resolve(nid, name))
+        await server.start()
+        self.dns[net["Id"]] = server
+
+    def resolve(self, nid: str, name: str) -> list[str]:
+        """Addresses of a container name, alias or short id on a network."""
+        name = name.lower()
+        found = []
+        for record in self._running():
+            for ep in (record["NetworkSettings"].get("Networks") or {}).values():
+                if ep.get("NetworkID") == nid and ep.get("IPAddress") and \
+                        name in [n.lower() for n in ep.get("DNSNames") or []]:
+                    found.append(ep["IPAddress"])
+        return found
+
+    async def shutdown(self) -> None:
+        for server in self.dns.values():
+            server.stop()
+        self.dns.clear()
+        for sock in self.reservations.values():
+            sock.close()
+        self.reservations.clear()
+
+
+def default_resolvers() -> list[str]:
+    """The host's resolvers a container on the default bridge can use (not 127.x)."""
+    return [ip for ip in host_resolvers() if not ip.startswith("127.")] or ["8.8.8.8", "8.8.4.4"]

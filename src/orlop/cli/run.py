@@ -48,21 +48,29 @@ def create_container(cli, opts, args: list[str], body: dict) -> str:
     client = cli.client
     image = args[0]
     query = {"name": opts.name, "platform": opts.platform}
-    if opts.pull == "always":
-        _pull(cli, image, opts)
+    cidfile = _open_cidfile(opts.cidfile) if opts.cidfile else None  # refused before anything is created
     try:
-        answer = client.post("/containers/create", query, body)
-    except APIError as e:
-        if e.status != 404 or opts.pull == "never" or "image" not in e.message.lower():
-            raise
-        _err(f"Unable to find image '{_familiar(image)}' locally")
-        _pull(cli, image, opts)
-        answer = client.post("/containers/create", query, body)
+        if opts.pull == "always":
+            _pull(cli, image, opts)
+        try:
+            answer = client.post("/containers/create", query, body)
+        except APIError as e:
+            if e.status != 404 or opts.pull == "never" or "image" not in e.message.lower():
+                raise
+            _err(f"Unable to find image '{_familiar(image)}' locally")
+            _pull(cli, image, opts)
+            answer = client.post("/containers/create", query, body)
+    except BaseException:
+        if cidfile is not None:
+            cidfile.close()
+            os.unlink(opts.cidfile)
+        raise
     for warning in answer.get("Warnings") or []:
         _err(f"WARNING: {warning}")
     cid = answer["Id"]
-    if opts.cidfile:
-        _write_cidfile(opts.cidfile, cid)
+    if cidfile is not None:
+        with cidfile:
+            cidfile.write(cid)
     return cid
 
 
@@ -81,14 +89,15 @@ def _pull(cli, image: str, opts) -> None:
     pull_image(cli, image, fd=2, quiet=opts.quiet, platform=opts.platform)
 
 
-def _write_cidfile(path: str, cid: str) -> None:
+def _open_cidfile(path: str):
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         raise CommandError(f"container ID file found, make sure the other container isn't running or delete "
                            f"{path}") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(cid)
+    except OSError as e:
+        raise CommandError(f"failed to create the container ID file: {e.strerror}: {path}") from None
+    return os.fdopen(fd, "w")
 
 
 @command(containeropts.CREATE_SPEC)

@@ -166,7 +166,7 @@ def _parse_pipeline(tokens: list[tuple[str, object]]):
         if k >= len(tokens) or tokens[k][0] not in (":=", "="):
             raise TemplateError("expected := after variables")
         tokens = tokens[k + 1:]
-    commands, pos = _parse_commands(tokens, 0, False)
+    commands, _ = _parse_commands(tokens, 0, False)
     if not commands:
         raise TemplateError("missing value for command")
     return decl, commands
@@ -192,7 +192,7 @@ def _parse_commands(tokens, pos: int, nested: bool):
             sub, pos = _parse_commands(tokens, pos + 1, True)
             if pos >= len(tokens) or tokens[pos][0] != ")":
                 raise TemplateError("unclosed left paren")
-            current.append(("pipe", (sub, [])))
+            current.append(("pipe", sub))
             pos += 1
             continue
         if kind in (":=", "=", ","):
@@ -413,7 +413,7 @@ class Template:
         return "".join(out)
 
 
-def _field(value, names: list[str], args: list | None = None, where: str = ""):
+def _field(value, names: list[str], args: list | None = None):
     for i, name in enumerate(names):
         if isinstance(value, dict):
             if name not in value:
@@ -445,8 +445,7 @@ def _operand(op, dot, variables):
             raise TemplateError(f"undefined variable: {name}")
         return _field(variables[name], fields) if fields else variables[name]
     if kind == "pipe":
-        commands, _ = value
-        return _pipeline(commands, dot, variables)
+        return _pipeline(value, dot, variables)
     if kind == "ident":
         if value in FUNCTIONS:
             return FUNCTIONS[value]()

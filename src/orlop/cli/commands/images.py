@@ -344,8 +344,8 @@ def history(cli, opts, args):
             created_by = created_by[:44] + "…"
         rows.append({
             "ID": image_id if opts.no_trunc or image_id == "<missing>" else image_id.removeprefix("sha256:")[:12],
-            "CreatedSince": units.ago(entry.get("Created") or 0, now) if opts.human else
-            units.local_time(entry.get("Created") or 0),
+            "CreatedSince": "N/A" if not entry.get("Created") else units.ago(entry["Created"], now) if opts.human
+            else units.local_time(entry["Created"]),
             "CreatedAt": units.local_time(entry.get("Created") or 0), "CreatedBy": created_by,
             "Size": units.human_size(entry.get("Size") or 0) if opts.human else str(entry.get("Size") or 0),
             "Comment": entry.get("Comment") or "",

@@ -483,6 +483,7 @@ class _RecordingServer:
     ["run", "-a", "stdout", "--network", "mynet", "--network-alias", "web", "busybox", "true"],
     ["create", "-i", "--name", "c1", "busybox"],
     ["exec", "-e", "A=1", "-w", "/w", "-u", "u", "--privileged", "c1", "ls", "-l"],
+    ["exec", "-t", "-d", "c1", "ls"],
     ["ps", "-a", "--filter", "status=exited", "-n", "3"],
     ["logs", "-f", "--tail", "2", "-t", "c1"],
     ["rm", "-fv", "c1"],

@@ -248,13 +248,13 @@ def exec_(cli, opts, args):
         raise CommandError("the input device is not a TTY")
     info = client.get(f"/containers/{name}/json")
     detach = bool(opts.detach)
-    body = {"User": opts.user or "", "Privileged": bool(opts.privileged), "Tty": bool(opts.tty),
-            "AttachStdin": bool(opts.interactive) and not detach, "AttachStderr": not detach,
-            "AttachStdout": not detach, "Detach": detach, "DetachKeys": opts.detach_keys or "",
-            "Env": _env(opts), "WorkingDir": opts.workdir or "", "Cmd": cmd}
-    console = terminal.size(1) if opts.tty else None
+    console = (terminal.size(1) or (0, 0)) if opts.tty else None
+    body = {"User": opts.user or "", "Privileged": bool(opts.privileged), "Tty": bool(opts.tty)}
     if console:
-        body["ConsoleSize"] = list(console)
+        body["ConsoleSize"] = list(console)  # in Go's field order, as docker sends it with -t
+    body.update({"AttachStdin": bool(opts.interactive) and not detach, "AttachStderr": not detach,
+                 "AttachStdout": not detach, "Detach": detach, "DetachKeys": opts.detach_keys or "",
+                 "Env": _env(opts), "WorkingDir": opts.workdir or "", "Cmd": cmd})
     exec_id = client.post(f"/containers/{name}/exec", body=body)["Id"]
     start_body = {"Detach": detach, "Tty": bool(opts.tty)}
     if console:

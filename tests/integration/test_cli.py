@@ -38,7 +38,10 @@ class Daemon:
     def __init__(self, base: str) -> None:
         self.base = base
         self.data_root = os.path.join(base, "data")
-        self.exec_root = f"/run/orlop-cli-{uuid.uuid4().hex[:8]}"  # shim sockets need short paths
+        suffix = uuid.uuid4().hex[:8]
+        self.exec_root = f"/run/orlop-cli-{suffix}"  # shim sockets need short paths
+        # A network namespace of its own: the daemon's bridge and nftables table stay off the host's.
+        self.netns = f"orlop-cli-{suffix}"
         self.host = "unix://" + os.path.join(self.exec_root, "orlopd.sock")
         self.log_path = os.path.join(base, "orlopd.log")
         self.env = {**os.environ, "ORLOP_HOST": self.host, "DOCKER_CONFIG": os.path.join(base, "docker-config")}
@@ -47,8 +50,10 @@ class Daemon:
 
     def start(self) -> None:
         os.makedirs(self.exec_root, exist_ok=True)
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([ORLOPD, "--data-root", self.data_root, "--exec-root", self.exec_root,
+            self.proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{self.netns}", "--", ORLOPD, "--data-root", self.data_root, "--exec-root", self.exec_root,
                                           "--host", self.host, "--config-file", "/nonexistent"],
                                          stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 15
@@ -97,6 +102,7 @@ class Daemon:
         for mountpoint in reversed(_mounts_under(self.data_root)):
             subprocess.run(["umount", "-l", mountpoint], capture_output=True)
         shutil.rmtree(self.exec_root, ignore_errors=True)
+        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
 
 
 def _pids_mentioning(text: str) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -144,8 +145,9 @@ class ContainerRoutes:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         await response.prepare(request)
         result = await self.containers.wait(record["Id"], condition)
-        await response.write(json.dumps(result).encode() + b"\n")
-        await response.write_eof()
+        with contextlib.suppress(ConnectionResetError):  # the client stopped waiting
+            await response.write(json.dumps(result).encode() + b"\n")
+            await response.write_eof()
         return response
 
     async def prune(self, request: web.Request) -> web.Response:

@@ -255,9 +255,10 @@ class NetworkService:
         existing = await asyncio.to_thread(links.interfaces, netns)
         ifname = f"eth{sum(1 for i in existing if (i['ifname'] or '').startswith('eth'))}"
         await asyncio.to_thread(self._bring_up, net)
+        # An internal network gets no default route: nothing beyond its bridge is reachable.
         await asyncio.to_thread(links.connect, netns, self.bridge_name(net), links.host_veth_name(ep["EndpointID"]),
                                 ifname, ep["IPAddress"], ep["IPPrefixLen"], ep["Gateway"], ep["MacAddress"],
-                                ifname == "eth0")
+                                ifname == "eth0" and not net["Internal"])
 
     async def release(self, record: dict) -> None:
         """The container stopped: its addresses, veths and published ports go."""
@@ -335,8 +336,7 @@ class NetworkService:
     def _reserve(self, cid: str, proto: str, host_ip: str, wanted: str) -> int:
         """Bind (not listen) the host port, so that no other program takes it while published."""
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-        sock = socket.socket(socket.AF_INET, kind)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock = socket.socket(socket.AF_INET, kind)  # no SO_REUSEADDR: a second bind must fail
         try:
             sock.bind((host_ip, int(wanted) if wanted else 0))
         except (OSError, ValueError) as e:

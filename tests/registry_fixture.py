@@ -17,8 +17,10 @@ def free_port() -> int:
 
 
 class LocalRegistry:
-    def __init__(self, base: str, users: dict[str, str] | None = None) -> None:
+    def __init__(self, base: str, users: dict[str, str] | None = None, netns: str | None = None) -> None:
+        """`netns`: a network namespace path to serve in (where a test's orlopd lives)."""
         self.base = base
+        self.netns = netns
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.users = users or {}
@@ -34,16 +36,27 @@ class LocalRegistry:
             f.write(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n"
                     f"  delete:\n    enabled: true\nhttp:\n  addr: {self.host}\n{auth}")
         self.log = open(os.path.join(base, "registry.log"), "w")
-        self.proc = subprocess.Popen(["docker-registry", "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
+        prefix = ["nsenter", f"--net={netns}", "--"] if netns else []
+        self.proc = subprocess.Popen([*prefix, "docker-registry", "serve", config], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+            if self._answers():
                 return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
         raise RuntimeError(f"docker-registry did not start: {open(self.log.name).read()[-2000:]}")
+
+    def _answers(self) -> bool:
+        if self.netns:
+            probe = f"exec 3<>/dev/tcp/127.0.0.1/{self.port}"
+            return subprocess.run(["nsenter", f"--net={self.netns}", "--", "bash", "-c", probe],
+                                  capture_output=True).returncode == 0
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+            return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -24,15 +24,16 @@ def daemon():
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    reg = LocalRegistry(str(tmp_path_factory.mktemp("daemon-registry")))
+def registry(tmp_path_factory, daemon):
+    reg = LocalRegistry(str(tmp_path_factory.mktemp("daemon-registry")), netns=daemon.netns_path)
     yield reg
     reg.stop()
 
 
 @pytest.fixture(scope="module")
-def auth_registry(tmp_path_factory):
-    reg = LocalRegistry(str(tmp_path_factory.mktemp("daemon-auth-registry")), users={"alice": "s3cret"})
+def auth_registry(tmp_path_factory, daemon):
+    reg = LocalRegistry(str(tmp_path_factory.mktemp("daemon-auth-registry")), users={"alice": "s3cret"},
+                        netns=daemon.netns_path)
     yield reg
     reg.stop()
 
@@ -111,3 +112,16 @@ def test_rmi_refuses_an_image_in_use_unless_forced_and_prune(daemon):
     out = daemon.docker("image", "prune", "-f").stdout
     assert "Total reclaimed space" in out
     assert daemon.docker("images", "-q", "busybox").stdout.strip() != ""  # tagged images stay
+
+
+def test_pull_progress_ends_with_digest_and_status_once(daemon, registry):
+    name = f"{registry.host}/team/progress:1"
+    daemon.docker("tag", "busybox", name)
+    daemon.docker("push", name)
+    daemon.docker("rmi", name)
+    lines = daemon.docker("pull", name).stdout.splitlines()
+    assert lines[-3].startswith("Digest: sha256:") and lines[-2].startswith("Status: ")
+    assert lines[-1] == name
+    layer_lines = [line for line in lines if ": " in line and not line.startswith(("Digest", "Status"))]
+    assert len(layer_lines) == len(set(layer_lines))  # each layer reported once
+    daemon.docker("rmi", name)

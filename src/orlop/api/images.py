@@ -82,8 +82,10 @@ class ImageRoutes:
         stream = JsonLines(request)
         credentials = registry_auth(request)
 
-        def progress(event: dict) -> None:
-            queue.put_nowait(with_progress_field(event))
+        loop = asyncio.get_running_loop()
+
+        def progress(event: dict) -> None:  # also called from the unpacking thread
+            loop.call_soon_threadsafe(queue.put_nowait, with_progress_field(event))
 
         queue: asyncio.Queue = asyncio.Queue()
         task = asyncio.create_task(self.images.pull(ref, request.query.get("platform"), credentials, progress))
@@ -96,6 +98,7 @@ class ImageRoutes:
                 first = False
                 continue
             getter.cancel()
+            await asyncio.sleep(0)  # events handed over with call_soon_threadsafe land first
             while not queue.empty():
                 await stream.send(queue.get_nowait())
             break

@@ -54,9 +54,20 @@ class ImageService:
         from orlop.images.unpack import unpack_image
 
         ref = parse(name)
+        final: list[dict] = []  # "Digest:" and "Status:" come last, after the layers are unpacked
+
+        def pulled(event: dict) -> None:
+            (final.append if event.get("status", "").startswith(("Digest:", "Status:")) else progress)(event)
+
+        def unpacked(event: dict) -> None:
+            if event.get("status") != "Already exists":  # the pull said so already
+                progress(event)
+
         record = await pull(ref, self.content, self.images, credentials=credentials,
                             platform=parse_platform(platform) if platform else None,
-                            insecure_hosts=self.insecure_hosts, progress=progress)
+                            insecure_hosts=self.insecure_hosts, progress=pulled)
         async with self._unpack_lock:
-            await asyncio.to_thread(unpack_image, record, self.content, self.snapshotter, progress)
+            await asyncio.to_thread(unpack_image, record, self.content, self.snapshotter, unpacked)
+        for event in final:
+            progress(event)
         return record

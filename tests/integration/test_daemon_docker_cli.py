@@ -158,10 +158,12 @@ def test_it_runs_in_a_pty_of_the_clients_size(daemon):
 
 def test_exec_with_a_tty_and_exit_code(daemon):
     daemon.docker("run", "-d", "--name", "exectty", "busybox", "sleep", "1000")
-    command = f"DOCKER_HOST={daemon.host} {DOCKER} exec -it exectty sh -c 'tty; exit 4'"
+    command = f"stty cols 90 rows 20; DOCKER_HOST={daemon.host} {DOCKER} exec -it exectty sh -c " \
+              "'tty; stty size; exit 4'"
     done = subprocess.run(["script", "-eqc", command, "/dev/null"], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 4 and "/dev/pts/" in done.stdout
+    assert "20 90" in done.stdout  # the client's size, before the first program runs
     done = daemon.docker("exec", "-e", "X=1", "-w", "/tmp", "exectty", "sh", "-c", "echo $X $(pwd); exit 6",
                          check=False)
     assert (done.returncode, done.stdout) == (6, "1 /tmp\n")

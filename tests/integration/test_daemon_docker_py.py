@@ -214,3 +214,16 @@ def test_attach_with_logs_replays_the_output_so_far(client):
         assert c.attach(stdout=True, stderr=False, logs=True, stream=False) == b"before\n"
     finally:
         c.remove()
+
+
+def test_exec_resize_reaches_the_exec_tty(client):
+    c = client.containers.run("busybox", "sleep 1000", detach=True)
+    try:
+        exec_id = client.api.exec_create(c.id, "sh", tty=True, stdin=True)["Id"]
+        sock = client.api.exec_start(exec_id, tty=True, socket=True)
+        raw = sock._sock if hasattr(sock, "_sock") else sock
+        client.api.exec_resize(exec_id, height=33, width=111)
+        raw.sendall(b"stty size; exit\n")
+        assert b"33 111" in _read_until_closed(raw)
+    finally:
+        c.remove(force=True)

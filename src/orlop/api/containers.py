@@ -349,6 +349,10 @@ class ContainerRoutes:
 
     async def exec_resize(self, request: web.Request) -> web.Response:
         record = self.execs.get(request.match_info["id"])
+        started = record["Orlop"].get("started")
+        if started is not None and not record["Running"]:
+            with contextlib.suppress(TimeoutError):  # a client may resize as soon as its stream opened
+                await asyncio.wait_for(started.wait(), 5)
         if not record["Running"]:
             raise Conflict(f"Exec {record['ID']} is not running")
         await self._resize(record["ContainerID"], record["ID"], request)
@@ -380,9 +384,11 @@ class ContainerRoutes:
         # The stream's headers go out before the process runs: a client whose HTTP parser
         # reads ahead (docker-py's does) would otherwise swallow the first output.
         hijack = await streams.Hijack.start(request, RAW if tty else MULTIPLEXED, streams.STANDARD_HEADERS)
+        started = record["Orlop"]["started"] = asyncio.Event()
         try:
             answer, shim = await shim_client.request(state_dir, req)
         except OrlopError as e:
+            started.set()
             message = f"OCI runtime exec failed: {e}\r\n".encode()
             code = 127 if "no such file" in str(e).lower() or "not found" in str(e) else 126
             record.update(Running=False, ExitCode=code, Pid=0)
@@ -390,6 +396,7 @@ class ContainerRoutes:
             await hijack.close()
             return hijack.finished()
         record.update(Running=True, Pid=answer.get("pid", 0))
+        started.set()
         self._exec_started(container, record, description)
         result = await streams.join(hijack, shim, tty, record["OpenStdin"], on_exit=lambda r: record.update(
             Running=False, ExitCode=r.get("exit_code"), Pid=0), detach_keys=detach_keys)

@@ -126,6 +126,9 @@ def _child(state: ContainerState, spec: dict, sock, console_fd: int | None, pres
             if console_fd is None:
                 raise RuntimeFailure("cannot allocate tty without a console socket")
             master, slave_path = pty.open_pty("/dev/ptmx")
+            size = spec.get("consoleSize")
+            if size:  # the client's size before the first program runs, as runc does
+                pty.set_window_size(master, size.get("height", 0), size.get("width", 0))
             slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
             pty.send_console_fd_on(console_fd, master, slave_path)
             os.close(master)

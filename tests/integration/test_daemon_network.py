@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 
@@ -242,3 +243,43 @@ def test_kill_9_and_restart_keeps_ports_and_leaks_nothing():
         d.docker("network", "rm", "survive")
         assert not any(n.startswith(("veth", "orl-")) for n in links(d))
         assert "dnat to" not in d.in_netns("nft", "list", "table", "ip", "orlop").stdout
+
+
+FAKE_UPSTREAM = """
+import socket, sys
+import dns.message, dns.rrset
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((sys.argv[1], 53))
+print("ready", flush=True)
+while True:
+    data, addr = sock.recvfrom(65535)
+    query = dns.message.from_wire(data)
+    reply = dns.message.make_response(query)
+    if query.question[0].name.to_text() == "outside.example.":
+        reply.answer.append(dns.rrset.from_text("outside.example.", 60, "IN", "A", "192.0.2.44"))
+    sock.sendto(reply.to_wire(), addr)
+"""
+
+
+def test_other_names_are_forwarded_to_the_hosts_resolver(daemon, tmp_path):
+    from orlop.network.dns import host_resolvers
+
+    upstream = host_resolvers()[0]
+    if not upstream.startswith("127."):  # make the host's resolver address exist in the daemon's namespace
+        daemon.in_netns("ip", "link", "add", "orlres0", "type", "dummy", check=True)
+        daemon.in_netns("ip", "addr", "add", f"{upstream}/32", "dev", "orlres0", check=True)
+        daemon.in_netns("ip", "link", "set", "orlres0", "up", check=True)
+    script = tmp_path / "upstream.py"
+    script.write_text(FAKE_UPSTREAM)
+    server = subprocess.Popen(["nsenter", f"--net={daemon.netns_path}", "--", sys.executable, str(script), upstream],
+                              stdout=subprocess.PIPE, text=True)
+    daemon.docker("network", "create", "resolving")
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        out = daemon.docker("run", "--rm", "--network", "resolving", "busybox", "nslookup", "outside.example").stdout
+        assert "192.0.2.44" in out
+    finally:
+        server.kill()
+        server.wait()
+        daemon.docker("network", "rm", "resolving")
+        daemon.in_netns("ip", "link", "del", "orlres0")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import tempfile
+import re
 
 from aiohttp import web
 
 from orlop.api.common import boolean, json_body, json_response
+from orlop.api.images_io import BodyReader, ResponseWriter
 from orlop.api.streams import JsonLines
 from orlop.containers.events import Events
 from orlop.containers.logs import entry_time
@@ -20,7 +20,7 @@ from orlop.images.progress import with_progress_field
 from orlop.images.reference import parse
 from orlop.images.registry import RegistryError
 from orlop.images.service import ImageService
-from orlop.images.store import ImageNotFound
+from orlop.images.store import ImageNotFound, ImageRecord
 
 
 def registry_auth(request: web.Request) -> tuple[str, str] | None:
@@ -74,7 +74,7 @@ class ImageRoutes:
     async def create(self, request: web.Request) -> web.StreamResponse:
         name = request.query.get("fromImage")
         if not name:
-            raise InvalidParameter("import from a tar (fromSrc) is not supported yet; give fromImage")
+            return await self._import(request)
         tag = request.query.get("tag")
         if tag:
             name = f"{name}@{tag}" if tag.startswith("sha256:") else f"{name}:{tag}"
@@ -234,26 +234,54 @@ class ImageRoutes:
         await stream.response.write_eof()
         return stream.response
 
-    async def _save(self, request: web.Request, names: list[str]) -> web.StreamResponse:
-        records = []
-        for name in names:
-            record = self.images.resolve(name)
-            tags = [_familiar(r.name) for r in self.images.images.list()
-                    if r.config == record.config and (r.name == record.name or name.startswith("sha256:"))]
-            records.append((record, tags))
-        fd, path = tempfile.mkstemp(prefix="orlop-save-", suffix=".tar")
-        os.close(fd)
+    # -- save, load, import: the library in a thread, streamed from and to the client ----------
+
+    def _save_targets(self, name: str) -> list[tuple[ImageRecord, str | None]]:
+        """What `docker save <name>` saves, as dockerd: an ID or a digest reference saves the
+        image without a name, a repository without a tag every tag of it, name:tag that one."""
+        if re.fullmatch(r"(sha256:)?[0-9a-f]{64}", name) or "@" in name:
+            return [(self.images.resolve(name), None)]
+        last = name.rsplit("/", 1)[-1]
+        if ":" not in last:
+            try:
+                repository = parse(name).name
+            except ValueError:
+                repository = None
+            tagged = [(r, r.name) for r in self.images.images.list()
+                      if not r.dangling and "@" not in r.name and r.name.rsplit(":", 1)[0] == repository]
+            if tagged:
+                return tagged
+        record = self.images.resolve(name)
+        return [(record, record.name if not record.dangling and record.name == self._normalised(name) else None)]
+
+    def _normalised(self, name: str) -> str | None:
         try:
-            await asyncio.to_thread(archive.save, records, self.images.content, path)
-            response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
-            await response.prepare(request)
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    await response.write(chunk)
-            await response.write_eof()
-            return response
-        finally:
-            os.unlink(path)
+            return self.images.normalise(name)
+        except InvalidParameter:
+            return None
+
+    async def _save(self, request: web.Request, names: list[str]) -> web.StreamResponse:
+        if not names:
+            raise InvalidParameter("no images to save: give one or more names")
+        images: dict[str, tuple[ImageRecord, list[str]]] = {}   # by image ID, in the order asked
+        for name in names:
+            for record, tag in self._save_targets(name):
+                _, tags = images.setdefault(record.config, (record, []))
+                if tag and tag not in tags:
+                    tags.append(tag)
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
+        await response.prepare(request)
+        writer = ResponseWriter(response, asyncio.get_running_loop())
+
+        def save() -> None:
+            archive.save(list(images.values()), self.images.content, writer)
+            writer.flush()
+
+        await asyncio.to_thread(save)   # a failure now can only cut the stream short, as dockerd's
+        for record, _ in images.values():
+            self.events.emit("image", "save", record.config, {"name": record.name})
+        await response.write_eof()
+        return response
 
     async def save_one(self, request: web.Request) -> web.StreamResponse:
         return await self._save(request, [request.match_info["name"]])
@@ -262,25 +290,79 @@ class ImageRoutes:
         return await self._save(request, request.query.getall("names", []))
 
     async def load(self, request: web.Request) -> web.StreamResponse:
-        fd, path = tempfile.mkstemp(prefix="orlop-load-", suffix=".tar")
+        """The archive is read as it arrives (docker-save, old or new, or an OCI layout; maybe
+        compressed), into the content store; names are given only once all of it is checked."""
+        body = BodyReader(request.content, asyncio.get_running_loop())
         try:
-            with os.fdopen(fd, "wb") as f:
-                async for chunk in request.content.iter_chunked(1 << 20):
-                    f.write(chunk)
-            stream = JsonLines(request)
-            try:
-                loaded = await asyncio.to_thread(archive.load, path, self.images.content, self.images.images,
-                                                 self.images.normalise)
-            except (archive.ArchiveError, OSError, ValueError, KeyError) as e:
-                raise InvalidParameter(f"invalid image archive: {e}") from None
-            for record in loaded:
-                await stream.send({"stream": f"Loaded image: {_familiar(record.name)}\n"})
-                self.events.emit("image", "load", record.config, {"name": record.name})
-            await stream.start()
-            await stream.response.write_eof()
+            loaded = await asyncio.to_thread(archive.load, body, self.images.content, self.images.images,
+                                             normalise=self.images.normalise)
+        except (archive.ArchiveError, InvalidParameter) as e:
+            raise InvalidParameter(f"invalid image archive: {e}") from None
+        stream = JsonLines(request)
+        for entry in loaded:
+            if entry.replaced:
+                await stream.send({"stream": f"The image {_familiar(entry.name)} already exists, renaming the old "
+                                             f"one with ID {entry.replaced} to empty string\n"})
+            line = f"Loaded image: {_familiar(entry.name)}\n" if entry.name else f"Loaded image ID: {entry.image_id}\n"
+            await stream.send({"stream": line})
+            self.events.emit("image", "load", entry.image_id, {"name": entry.name or entry.image_id})
+        await stream.start()
+        await stream.response.write_eof()
+        return stream.response
+
+    async def _import(self, request: web.Request) -> web.StreamResponse:
+        """POST /images/create?fromSrc=-|URL&repo=&tag=&message=&changes=…: `docker import`.
+        As dockerd: the body (or the URL's content) is the tar; the reply one status line, the ID."""
+        from orlop.images.changes import ChangeError
+        from orlop.images.importer import import_rootfs
+        from orlop.images.pull import parse_platform
+
+        source = request.query.get("fromSrc")
+        if not source:
+            raise InvalidParameter("give fromImage (to pull) or fromSrc (to import)")
+        name = None
+        try:
+            if request.query.get("repo"):
+                ref = parse(request.query["repo"])
+                if ref.digest:
+                    raise InvalidParameter("cannot import digest reference")
+                name = str(ref.with_tag(request.query["tag"]) if request.query.get("tag") else ref)
+            platform = parse_platform(request.query["platform"]) if request.query.get("platform") else None
+        except ValueError as e:
+            raise InvalidParameter(str(e)) from None
+        message = request.query.get("message") or f"Imported from {source}"
+        loop = asyncio.get_running_loop()
+        stream = JsonLines(request)
+        session = None
+        try:
+            if source == "-":
+                body = BodyReader(request.content, loop)
+            else:
+                import aiohttp
+
+                url = source if "://" in source else "http://" + source
+                session = aiohttp.ClientSession()
+                remote = await session.get(url)
+                if remote.status != 200:
+                    raise InvalidParameter(f"Get \"{url}\": {remote.status} {remote.reason}")
+                await stream.send({"status": f"Downloading from {url}"})
+                body = BodyReader(remote.content, loop)
+            record = await asyncio.to_thread(
+                import_rootfs, body, self.images.content, self.images.images, name=name,
+                changes=request.query.getall("changes", []), message=message, platform=platform,
+                snapshotter=self.images.snapshotter)
+        except (archive.ArchiveError, ChangeError, InvalidParameter, OSError) as e:
+            if not stream.started:
+                raise InvalidParameter(str(e)) from None
+            await stream.error(str(e))
             return stream.response
         finally:
-            os.unlink(path)
+            if session is not None:
+                await session.close()
+        self.events.emit("image", "import", record.config, {"name": name or record.config})
+        await stream.send({"status": record.config})
+        await stream.response.write_eof()
+        return stream.response
 
     async def auth(self, request: web.Request) -> web.Response:
         from orlop.images.login import LoginError, check_credentials

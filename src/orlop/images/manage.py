@@ -43,6 +43,8 @@ def list_images(images: ImageStore, content: ContentStore) -> list[dict]:
         entry = by_id.setdefault(record.config, {
             "Id": record.config, "RepoTags": [], "RepoDigests": [],
             "Created": _config(record, content).get("created", ""), "Size": image_size(record, content)})
+        if record.dangling:      # an image without a name: <none>
+            continue
         if "@" in record.name:
             entry["RepoDigests"].append(record.name)
         else:
@@ -54,7 +56,7 @@ def list_images(images: ImageStore, content: ContentStore) -> list[dict]:
 def inspect(record: ImageRecord, images: ImageStore, content: ContentStore) -> dict:
     """The image in the shape of `docker image inspect`."""
     config = _config(record, content)
-    same = [r for r in images.list() if r.config == record.config]
+    same = [r for r in images.list() if r.config == record.config and not r.dangling]
     return {
         "Id": record.config,
         "RepoTags": [r.name for r in same if "@" not in r.name],
@@ -87,6 +89,8 @@ def tag(images: ImageStore, source: str, target: Reference) -> ImageRecord:
     record = images.get(source)
     tagged = ImageRecord(str(target), record.target, record.manifest, record.config)
     images.put(tagged)
+    if record.dangling:
+        images.remove(record.name)  # named now: no longer dangling
     return tagged
 
 
@@ -100,7 +104,7 @@ def remove(images: ImageStore, name: str, *, used_by: Callable[[str], list[str]]
         raise ImageInUse(f"conflict: unable to remove repository reference \"{name}\" (must force) - "
                          f"container {users[0][:12]} is using its referenced image {record.config[7:19]}")
     images.remove(name)
-    events = [f"Untagged: {name}"]
+    events = [] if record.dangling else [f"Untagged: {name}"]
     if not any(r.config == record.config for r in images.list()):
         events.append(f"Deleted: {record.config}")
     return events

@@ -15,6 +15,12 @@ class ImageNotFound(LookupError):
     pass
 
 
+def dangling_name(config: str) -> str:
+    """The name an image that has none is kept under (its ID, `sha256:<hex>`): Docker's
+    dangling `<none>:<none>` images, e.g. a loaded or imported image without a tag."""
+    return config
+
+
 class ImageRecord:
     __slots__ = ("name", "target", "manifest", "config", "created")
 
@@ -24,6 +30,10 @@ class ImageRecord:
         self.manifest = manifest  # the platform's image manifest
         self.config = config      # its config blob: the image ID
         self.created = created or time.time()
+
+    @property
+    def dangling(self) -> bool:
+        return self.name == self.config
 
     def to_json(self) -> dict:
         return {name: getattr(self, name) for name in self.__slots__ if name != "name"}

@@ -266,9 +266,10 @@ def test_other_names_are_forwarded_to_the_hosts_resolver(daemon, tmp_path):
 
     upstream = host_resolvers()[0]
     if not upstream.startswith("127."):  # make the host's resolver address exist in the daemon's namespace
-        daemon.in_netns("ip", "link", "add", "orlres0", "type", "dummy", check=True)
+        daemon.in_netns("ip", "link", "add", "orlres0", "type", "veth", "peer", "name", "orlres1", check=True)
         daemon.in_netns("ip", "addr", "add", f"{upstream}/32", "dev", "orlres0", check=True)
         daemon.in_netns("ip", "link", "set", "orlres0", "up", check=True)
+        daemon.in_netns("ip", "link", "set", "orlres1", "up", check=True)
     script = tmp_path / "upstream.py"
     script.write_text(FAKE_UPSTREAM)
     server = subprocess.Popen(["nsenter", f"--net={daemon.netns_path}", "--", sys.executable, str(script), upstream],

@@ -319,3 +319,13 @@ def test_broken_archives(stores, data, message):
     with pytest.raises(ArchiveError, match=message):
         archive.load(io.BytesIO(data), content, images)
     assert images.list() == []
+
+
+def test_files_beyond_the_memory_budget_go_to_the_store_and_members_are_bounded(stores, old_archive, monkeypatch):
+    content, images = stores
+    monkeypatch.setattr("orlop.images.archive_tar.IN_MEMORY", 0)
+    [loaded] = archive.load(old_archive, content, images)
+    assert loaded.name == BUSYBOX
+    monkeypatch.setattr("orlop.images.archive_tar.MAX_MEMBERS", 2)
+    with pytest.raises(ArchiveError, match="more than 2 members"):
+        archive.load(old_archive, content, images)

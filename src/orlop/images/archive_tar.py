@@ -22,7 +22,9 @@ from typing import BinaryIO, NamedTuple
 from orlop.images.archive_format import ArchiveError, copy_hashed, decompressed
 from orlop.images.content import ContentError, ContentStore
 
-SMALL = 1 << 20            # files up to this size are kept in memory
+SMALL = 1 << 20            # files up to this size are kept in memory...
+IN_MEMORY = 64 << 20       # ...as long as they add up to no more than this
+MAX_MEMBERS = 100_000      # an image archive has a few per layer
 MAX_LINK_HOPS = 40         # as the kernel's symlink limit
 _BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 
@@ -123,9 +125,12 @@ class ArchiveIndex:
 def read_archive(stream: BinaryIO, content: ContentStore) -> ArchiveIndex:
     """One pass over the (maybe gzip, zstd, bzip2 or xz compressed) tar read from `stream`."""
     index = ArchiveIndex(content)
+    in_memory = 0
     try:
         with tarfile.open(fileobj=decompressed(stream), mode="r|") as tar:
             for member in tar:
+                if len(index.members) >= MAX_MEMBERS:
+                    raise ArchiveError(f"the archive has more than {MAX_MEMBERS} members: not an image archive")
                 name = normalise(member.name, "archive member")
                 if member.isdir():
                     index.members[name] = Member("dir")
@@ -133,7 +138,9 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> ArchiveIndex:
                     index.members[name] = Member("symlink" if member.issym() else "hardlink",
                                                  target=_link_target(member, name))
                 elif member.isreg():
-                    index.members[name] = _read_file(tar, member, name, content)
+                    keep = member.size <= SMALL and in_memory + member.size <= IN_MEMORY
+                    index.members[name] = _read_file(tar, member, name, content, keep)
+                    in_memory += len(index.members[name].data or b"")
                 else:
                     raise ArchiveError(f"archive member {name!r} is a device, fifo or other special file: "
                                        "an image archive holds only files, directories and links")
@@ -146,10 +153,11 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> ArchiveIndex:
     return index
 
 
-def _read_file(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, content: ContentStore) -> Member:
+def _read_file(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, content: ContentStore,
+               in_memory: bool) -> Member:
     data = tar.extractfile(member)
     blob = _BLOB.fullmatch(name)
-    if blob is None and member.size <= SMALL:
+    if blob is None and in_memory:
         return Member("file", member.size, data=data.read())
     expected = f"sha256:{blob.group(1)}" if blob else None
     ref = f"load-{expected}" if expected else f"load-{uuid.uuid4().hex}"

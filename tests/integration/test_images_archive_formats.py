@@ -12,13 +12,15 @@ import os
 import shutil
 import subprocess
 import tarfile
+import time
 import uuid
 
 import pytest
 from conftest import needs_root
-from daemon_fixture import DOCKER, busybox_archive, running_daemon
+from daemon_fixture import DOCKER, REPO, busybox_archive, running_daemon
 
 pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists(DOCKER), reason="no docker CLI")]
+PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 needs_podman = pytest.mark.skipif(not shutil.which("podman"), reason="no podman")
 needs_skopeo = pytest.mark.skipif(not shutil.which("skopeo"), reason="no skopeo")
 # root has a hard nofile limit of 20000 here and no CAP_SYS_RESOURCE: podman's defaults fail
@@ -269,3 +271,47 @@ def test_hostile_archives_are_refused(daemon, busybox_tar, tmp_path, kind, messa
     assert image_ids(daemon) == before
     assert daemon.docker("images", "-q", "hostile").stdout == ""
     assert not os.path.exists("/tmp/orlop-escaped")
+
+
+def test_save_by_repository_and_by_id(daemon, tmp_path):
+    """As dockerd: a repository without a tag saves all its tags, an ID saves the image unnamed."""
+    daemon.docker("tag", "busybox", "busybox:second")
+    try:
+        by_repo = str(tmp_path / "repo.tar")
+        daemon.docker("save", "-o", by_repo, "busybox")
+        entry = json.loads(tar_members(by_repo)["manifest.json"])[0]
+        assert sorted(entry["RepoTags"]) == ["busybox:latest", "busybox:second"]
+        image_id = daemon.docker("image", "inspect", "-f", "{{.Id}}", "busybox").stdout.strip()
+        by_id = str(tmp_path / "id.tar")
+        daemon.docker("save", "-o", by_id, image_id[7:19])
+        files = tar_members(by_id)
+        assert json.loads(files["manifest.json"])[0]["RepoTags"] is None
+        assert "annotations" not in json.loads(files["index.json"])["manifests"][0]
+        done = daemon.docker("save", "-o", str(tmp_path / "x.tar"), "nosuchimage:1", check=False)
+        assert done.returncode == 1 and "No such image" in done.stderr
+    finally:
+        daemon.docker("rmi", "busybox:second")
+
+
+def test_docker_import_from_a_url(daemon, rootfs_tar, tmp_path):
+    """fromSrc=<URL>: dockerd fetches the tar itself (here from a server in the daemon's netns)."""
+    shutil.copy(rootfs_tar, tmp_path / "rootfs.tar")
+    port = 18000 + os.getpid() % 1000
+    server = subprocess.Popen(["nsenter", f"--net={daemon.netns_path}", "--", PYTHON, "-m", "http.server",
+                               "--bind", "127.0.0.1", str(port), "--directory", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if daemon.in_netns("bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}").returncode == 0:
+                break
+            time.sleep(0.05)
+        out = daemon.docker("import", f"http://127.0.0.1:{port}/rootfs.tar", "from-url:1").stdout
+        lines = out.splitlines()   # as dockerd's: where from, then the ID
+        assert lines[0] == f"Downloading from http://127.0.0.1:{port}/rootfs.tar" and lines[-1].startswith("sha256:")
+        assert daemon.docker("run", "--rm", "--network", "none", "from-url:1", "echo", "ok").stdout == "ok\n"
+        done = daemon.docker("import", f"http://127.0.0.1:{port}/missing.tar", "from-url:2", check=False)
+        assert done.returncode == 1 and "404" in done.stderr
+    finally:
+        server.terminate()
+        server.wait()
+        daemon.docker("rmi", "from-url:1", check=False)

@@ -1,15 +1,18 @@
 """Image archives across engines, through orlopd and the docker CLI: orlop's `docker save`
-(Docker 25+'s format, docker-save archive and OCI layout at once) read by podman and skopeo;
+(Docker 25+'s format, docker-save archive and OCI layout at once) read by podman, skopeo and a
+real dockerd (in a network namespace of its own), whose old-format save orlop loads;
 archives written by skopeo and podman (docker-archive and oci-archive, gzip too) loaded by
 orlop; `docker import` of a rootfs tar (file, stdin, --change, no name); hostile archives."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -315,3 +318,76 @@ def test_docker_import_from_a_url(daemon, rootfs_tar, tmp_path):
         server.terminate()
         server.wait()
         daemon.docker("rmi", "from-url:1", check=False)
+
+
+# -- a real dockerd (20.10), in a network namespace of its own --------------------------------------
+
+@pytest.fixture(scope="module")
+def dockerd(tmp_path_factory):
+    if not shutil.which("dockerd"):
+        pytest.skip("no dockerd")
+    if os.path.exists("/run/containerd/containerd.sock"):
+        pytest.skip("a system containerd runs: dockerd would use it")
+    base = str(tmp_path_factory.mktemp("dockerd"))
+    name = f"orlop-dockerd-{uuid.uuid4().hex[:8]}"
+    exec_root, socket = f"/run/{name}", f"/run/{name}.sock"
+    command = ["dockerd", "--data-root", os.path.join(base, "data"), "--exec-root", exec_root,
+               "--pidfile", os.path.join(base, "docker.pid"), "-H", f"unix://{socket}", "--bridge=none",
+               "--iptables=false", "--ip6tables=false", "--containerd-namespace", name,
+               "--containerd-plugins-namespace", name + "-plugins"]
+    log = open(os.path.join(base, "dockerd.log"), "wb")
+    proc = subprocess.Popen(["unshare", "-n", *command], stdout=log, stderr=log, start_new_session=True)
+
+    def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([DOCKER, "--config", os.path.join(base, "cli"), "-H", f"unix://{socket}", *args],
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert not check or done.returncode == 0, f"docker {args} -> dockerd: {done.stderr}"
+        return done
+
+    try:
+        for _ in range(300):
+            if proc.poll() is not None:
+                pytest.skip(f"dockerd exited {proc.returncode}")
+            if os.path.exists(socket) and docker("version", check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.skip("dockerd did not start")
+        yield docker
+    finally:
+        containerd = [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+                                                     capture_output=True, text=True).stdout.split()]
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for pid in containerd:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        log.close()
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        for point in sorted((p for p in points if p.startswith((base, exec_root))), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+        shutil.rmtree(exec_root, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(socket)
+
+
+def test_dockerd_and_orlopd_load_each_others_saves(daemon, dockerd, tmp_path):
+    ours = str(tmp_path / "orlop.tar")
+    daemon.docker("save", "-o", ours, "busybox")
+    assert dockerd("load", "-i", ours).stdout == "Loaded image: busybox:latest\n"
+    image_id = daemon.docker("image", "inspect", "-f", "{{.Id}}", "busybox").stdout
+    assert dockerd("image", "inspect", "-f", "{{.Id}}", "busybox").stdout == image_id, "the same image ID"
+    dockerd("tag", "busybox", "from-dockerd:1")
+    theirs = str(tmp_path / "dockerd.tar")   # 20.10: the old layout, <v1 id>/layer.tar
+    dockerd("save", "-o", theirs, "from-dockerd:1")
+    assert daemon.docker("load", "-i", theirs).stdout == "Loaded image: from-dockerd:1\n"
+    try:
+        assert daemon.docker("image", "inspect", "-f", "{{.Id}}", "from-dockerd:1").stdout == image_id
+        assert "orlop test busybox" in run_cat_os_release(daemon, "from-dockerd:1")
+    finally:
+        daemon.docker("rmi", "from-dockerd:1")

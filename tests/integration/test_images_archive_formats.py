@@ -235,7 +235,14 @@ def test_docker_import_errors_name_nothing(daemon, tmp_path):
     assert done.returncode == 1 and "not a tar" in done.stderr
     done = daemon.docker("import", "-c", "RUN rm -rf /", str(junk), "junk:1", check=False)
     assert done.returncode == 1 and "run is not a valid change command" in done.stderr
-    assert image_ids(daemon) == before
+    escape = tmp_path / "escape.tar"
+    with tarfile.open(escape, "w") as tar:
+        info = tarfile.TarInfo("../../../../tmp/orlop-import-escaped")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    done = daemon.docker("import", str(escape), "escape:1", check=False)
+    assert done.returncode == 1 and ".." in done.stderr
+    assert image_ids(daemon) == before and not os.path.exists("/tmp/orlop-import-escaped")
 
 
 # -- hostile archives ---------------------------------------------------------------------------

@@ -329,3 +329,15 @@ def test_files_beyond_the_memory_budget_go_to_the_store_and_members_are_bounded(
     monkeypatch.setattr("orlop.images.archive_tar.MAX_MEMBERS", 2)
     with pytest.raises(ArchiveError, match="more than 2 members"):
         archive.load(old_archive, content, images)
+
+
+def test_descriptor_with_a_foreign_digest(stores, tmp_path):
+    content, images = stores
+    path = str(tmp_path / "foreign.tar")
+    with tarfile.open(path, "w") as tar:
+        add(tar, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add(tar, "index.json", compact({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha512:" + "0" * 128,
+             "size": 1}]}))
+    with pytest.raises(ArchiveError, match="invalid digest"):
+        archive.load(path, content, images)

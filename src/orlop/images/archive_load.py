@@ -33,7 +33,7 @@ from orlop.images.archive_format import (
     oci_manifest,
 )
 from orlop.images.archive_tar import ArchiveIndex, read_archive
-from orlop.images.content import ContentStore
+from orlop.images.content import ContentError, ContentStore
 from orlop.images.pull import INDEX_TYPES, host_platform, select_manifest
 from orlop.images.reference import InvalidReference, parse
 from orlop.images.store import ImageNotFound, ImageRecord, ImageStore, dangling_name
@@ -84,14 +84,14 @@ def _images(index: ArchiveIndex, content: ContentStore, normalise, platform: dic
     found: dict[str, _Image] = {}   # by image ID
     if has_layout:
         layout = index.read_json("index.json", "OCI index")
-        for descriptor in _list(layout, "manifests", "index.json"):
+        for descriptor in _objects(layout.get("manifests") if isinstance(layout, dict) else None, "index.json"):
             image = _from_descriptor(descriptor, content, platform)
             if image is None:
                 continue
             image = found.setdefault(image.config, image)
             image.add_names(_annotated_names(descriptor.get("annotations") or {}, normalise))
     if has_manifest:
-        for entry in _list({"m": index.read_json("manifest.json", "manifest.json")}, "m", "manifest.json"):
+        for entry in _objects(index.read_json("manifest.json", "manifest.json"), "manifest.json"):
             config_digest, config_bytes = _entry_config(entry, index, content)
             image = found.get(config_digest) or found.setdefault(
                 config_digest, _from_entry(entry, config_digest, config_bytes, index, content))
@@ -99,8 +99,7 @@ def _images(index: ArchiveIndex, content: ContentStore, normalise, platform: dic
     return list(found.values())
 
 
-def _list(document, key: str, what: str) -> list[dict]:
-    items = document.get(key) if isinstance(document, dict) else None
+def _objects(items, what: str) -> list[dict]:
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ArchiveError(f"{what} is malformed: expected a list of objects")
     return items
@@ -118,7 +117,11 @@ def _annotated_names(annotations: dict, normalise) -> list[str]:
 
 def _check_blob(content: ContentStore, descriptor: dict, what: str) -> str:
     digest, size = descriptor.get("digest"), descriptor.get("size")
-    if not isinstance(digest, str) or not content.exists(digest):
+    try:
+        present = isinstance(digest, str) and content.exists(digest)
+    except ContentError as e:   # not sha256:<hex>
+        raise ArchiveError(f"{what}: {e}") from None
+    if not present:
         raise ArchiveError(f"the archive lacks the {what} {digest} (blobs/{str(digest).replace(':', '/')})")
     if isinstance(size, int) and content.size(digest) != size:
         raise ArchiveError(f"the {what} {digest} has {content.size(digest)} bytes, its descriptor says {size}")

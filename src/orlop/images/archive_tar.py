@@ -13,6 +13,7 @@ removes if the load goes no further.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import tarfile
@@ -99,8 +100,6 @@ class ArchiveIndex:
         return member.data if member.data is not None else self.content.read(member.digest)
 
     def read_json(self, path: str, what: str):
-        import json
-
         try:
             return json.loads(self.read(path, what))
         except ValueError as e:
@@ -112,14 +111,6 @@ class ArchiveIndex:
         if member.digest is None:
             return self.content.put(member.data), member.size
         return member.digest, member.size
-
-    def blob(self, digest: str) -> Member | None:
-        """The `blobs/sha256/<hex>` member of an OCI layout, if the archive has it."""
-        algorithm, _, hexpart = digest.partition(":")
-        try:
-            return self.resolve(f"blobs/{algorithm}/{hexpart}", "blob")
-        except ArchiveError:
-            return None
 
 
 def read_archive(stream: BinaryIO, content: ContentStore) -> ArchiveIndex:

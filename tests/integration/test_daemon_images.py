@@ -125,3 +125,17 @@ def test_pull_progress_ends_with_digest_and_status_once(daemon, registry):
     layer_lines = [line for line in lines if ": " in line and not line.startswith(("Digest", "Status"))]
     assert len(layer_lines) == len(set(layer_lines))  # each layer reported once
     daemon.docker("rmi", name)
+
+
+def test_image_list_filters(daemon):
+    daemon.docker("tag", "busybox", "filtered/one:1")
+    daemon.docker("tag", "busybox", "filtered/two:1")
+    try:
+        out = daemon.docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                            "reference=filtered/*").stdout.split()
+        assert sorted(out) == ["filtered/one:1", "filtered/two:1"]
+        assert daemon.docker("images", "-q", "--filter", "dangling=true").stdout == ""
+        done = daemon.docker("images", "--filter", "colour=blue", check=False)
+        assert done.returncode != 0 and "invalid filter" in done.stderr
+    finally:
+        daemon.docker("rmi", "filtered/one:1", "filtered/two:1")

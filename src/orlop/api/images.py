@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fnmatch
 import json
 import re
 
 from aiohttp import web
 
-from orlop.api.common import boolean, json_body, json_response
+from orlop.api.common import boolean, json_body, json_response, query_filters
 from orlop.api.images_io import BodyReader, ResponseWriter
 from orlop.api.streams import JsonLines
 from orlop.containers.events import Events
@@ -42,6 +43,11 @@ def _created(config_created: str) -> int:
         return int(entry_time(config_created.replace("+00:00", "Z"))) if config_created else 0
     except (ValueError, IndexError):
         return 0
+
+
+def _label_matches(labels: dict, wanted: str) -> bool:
+    key, eq, value = wanted.partition("=")
+    return key in labels and (not eq or labels[key] == value)
 
 
 def _familiar(name: str) -> str:
@@ -130,11 +136,26 @@ class ImageRoutes:
                 "RepoDigests": [_familiar(d) for d in entry["RepoDigests"]],
                 "RepoTags": [_familiar(t) for t in entry["RepoTags"]], "SharedSize": -1,
                 "Size": entry["Size"], "VirtualSize": entry["Size"]})
-        reference = json.loads(request.query.get("filters") or "{}").get("reference")
-        if reference:
-            wanted = list(reference)
-            out = [e for e in out if any(any(t.split(":")[0] == w.split(":")[0] and (":" not in w or t == w)
-                                             for t in e["RepoTags"]) for w in wanted)]
+        filters = query_filters(request)
+        for key in filters:
+            if key not in ("reference", "dangling", "label", "before", "since"):
+                raise InvalidParameter(f"invalid filter '{key}'")
+        if filters.get("reference"):
+            patterns = [w if ":" in w.rsplit("/", 1)[-1] else w + ":*" for w in filters["reference"]]
+            for entry in out:  # only the matching names are listed, as moby does
+                entry["RepoTags"] = [t for t in entry["RepoTags"] if any(fnmatch.fnmatchcase(t, p) for p in patterns)]
+            out = [e for e in out if e["RepoTags"]]
+        if filters.get("dangling"):
+            dangling = str(filters["dangling"][0]).lower() in ("true", "1")
+            out = [e for e in out if (not e["RepoTags"]) == dangling]
+        if filters.get("label"):
+            labels_of = {e["Id"]: (self.images.config(self.images.resolve(e["Id"])).get("config") or {}).get("Labels")
+                         or {} for e in out}
+            out = [e for e in out if all(_label_matches(labels_of[e["Id"]], f) for f in filters["label"])]
+        for key, newer in (("before", False), ("since", True)):
+            if filters.get(key):
+                pivot = _created(self.images.config(self.images.resolve(filters[key][0])).get("created", ""))
+                out = [e for e in out if (e["Created"] > pivot if newer else e["Created"] < pivot)]
         return json_response(sorted(out, key=lambda e: e["Created"], reverse=True))
 
     async def inspect(self, request: web.Request) -> web.Response:
@@ -229,6 +250,9 @@ class ImageRoutes:
             await stream.error(str(e))
             return stream.response
         size = len(self.images.content.read(record.manifest))
+        if not record.distributed and "@" not in record.name:
+            record.distributed = True  # now it has a digest in that registry (a RepoDigest)
+            self.images.images.put(record)
         await stream.send({"progressDetail": {}, "aux": {"Tag": ref.tag or "latest", "Digest": digest, "Size": size}})
         self.events.emit("image", "push", str(ref), {"name": str(ref)})
         await stream.response.write_eof()

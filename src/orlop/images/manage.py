@@ -49,7 +49,8 @@ def list_images(images: ImageStore, content: ContentStore) -> list[dict]:
             entry["RepoDigests"].append(record.name)
         else:
             entry["RepoTags"].append(record.name)
-            entry["RepoDigests"].append(f"{record.name.rsplit(':', 1)[0]}@{record.target}")
+            if record.distributed:  # a loaded, imported or built image has no registry digest
+                entry["RepoDigests"].append(f"{record.name.rsplit(':', 1)[0]}@{record.target}")
     return list(by_id.values())
 
 
@@ -60,7 +61,8 @@ def inspect(record: ImageRecord, images: ImageStore, content: ContentStore) -> d
     return {
         "Id": record.config,
         "RepoTags": [r.name for r in same if "@" not in r.name],
-        "RepoDigests": sorted({f"{r.name.split('@')[0].rsplit(':', 1)[0]}@{r.target}" for r in same}),
+        "RepoDigests": sorted({f"{r.name.split('@')[0].rsplit(':', 1)[0]}@{r.target}" for r in same
+                               if r.distributed or "@" in r.name}),
         "Created": config.get("created", ""),
         "Author": config.get("author", ""),
         "Architecture": config.get("architecture", ""),

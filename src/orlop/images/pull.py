@@ -108,7 +108,7 @@ async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, pla
     if previous is not None and previous.target == target:
         record = previous
     else:
-        record = ImageRecord(str(ref), target, manifest_digest, config["digest"])
+        record = ImageRecord(str(ref), target, manifest_digest, config["digest"], distributed=True)
         images.put(record)
     emit({"status": f"Digest: {target}"})
     if record is previous:

@@ -22,14 +22,16 @@ def dangling_name(config: str) -> str:
 
 
 class ImageRecord:
-    __slots__ = ("name", "target", "manifest", "config", "created")
+    __slots__ = ("name", "target", "manifest", "config", "created", "distributed")
 
-    def __init__(self, name: str, target: str, manifest: str, config: str, created: float | None = None) -> None:
+    def __init__(self, name: str, target: str, manifest: str, config: str, created: float | None = None,
+                 distributed: bool = False) -> None:
         self.name = name          # normalised reference, e.g. docker.io/library/busybox:latest
         self.target = target      # digest the name resolved to (an index or a manifest)
         self.manifest = manifest  # the platform's image manifest
         self.config = config      # its config blob: the image ID
         self.created = created or time.time()
+        self.distributed = distributed  # pulled from or pushed to the name's registry: it has a RepoDigest
 
     @property
     def dangling(self) -> bool:

@@ -8,6 +8,7 @@ import logging
 
 from aiohttp import web
 
+from orlop.api.build import BuildRoutes
 from orlop.api.common import error_response
 from orlop.api.containers import ContainerRoutes
 from orlop.api.images import ImageRoutes
@@ -67,6 +68,7 @@ def make_app(services) -> web.Application:
     SystemRoutes(services.containers, services.events, services.started).register(add)
     ContainerRoutes(services.containers, services.execs, services.events).register(add)
     StatsRoutes(services.containers).register(add)
+    BuildRoutes(services.builder, services.events).register(add)
     NetworkRoutes(services.networks, services.containers, services.events).register(add)
     ImageRoutes(services.images, services.events, services.containers.used_images).register(add)
     app.on_response_prepare.append(_on_prepare)

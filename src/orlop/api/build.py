@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import tempfile
 
@@ -16,6 +17,8 @@ from orlop.api.common import boolean
 from orlop.api.streams import JsonLines
 from orlop.build.builder import Builder, BuildError, Options
 from orlop.errors import InvalidParameter, OrlopError
+
+log = logging.getLogger("orlopd")
 
 
 def _json_param(request: web.Request, name: str) -> dict:
@@ -82,6 +85,10 @@ class BuildRoutes:
                 return stream.response
             except (OrlopError, OSError, ValueError) as e:
                 await stream.error(str(e))
+                return stream.response
+            except Exception as e:  # a bug: the client still gets a well-formed error
+                log.exception("build failed")
+                await stream.error(f"{type(e).__name__}: {e}")
                 return stream.response
             for tag in options.tags:
                 self.events.emit("image", "tag", image_id, {"name": tag})

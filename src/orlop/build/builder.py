@@ -248,8 +248,9 @@ class Builder:
             return hit
         new = state.child()
         workspace = Workspace(self.snapshotter, state.chain, self.work_dir)
+        container = workspace.key[6:18]
         try:
-            emit({"stream": f" ---> Running in {workspace.key[6:18]}\n"})
+            emit({"stream": f" ---> Running in {container}\n"})
             code = await steps.run_command(new, argv, workspace, self.runtime, self.runtime_root,
                                            self.seccomp_profile, args, lambda line: emit({"stream": line}))
             if code != 0:
@@ -261,7 +262,7 @@ class Builder:
         new.record(created_by, empty_layer=False)
         config = self._store_config(new)
         self.cache.put(key, {"config": config, "layers": new.layers, "chain": new.chain})
-        emit({"stream": f" ---> Removed intermediate container {workspace.key[6:18]}\n"})
+        emit({"stream": f" ---> Removed intermediate container {container}\n"})
         emit({"stream": f" ---> {short(config)}\n"})
         return new
 

@@ -223,6 +223,18 @@ def _is_archive(path: str) -> bool:
 
 
 def _extract(archive: str, base: str) -> None:
-    """ADD of a local tar (any compression): unpacked, refusing names that leave `base`."""
-    with tarfile.open(archive) as tar:
-        tar.extractall(base, filter="tar")
+    """ADD of a local tar (plain, gzip or zstd): unpacked with a layer's checks (nothing
+    leaves `base`), its files' owners and modes kept."""
+    from orlop.snapshots.unpack import unpack_layer
+
+    scratch = base.rstrip("/") + ".orlop-add-" + secrets.token_hex(4)
+    try:
+        with open(archive, "rb") as f:
+            unpack_layer(f, scratch, sync=False)
+        shutil.copytree(scratch, base, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copy2)
+        for directory, dirs, files in os.walk(scratch):
+            for name in dirs + files:
+                st = os.lstat(os.path.join(directory, name))
+                os.lchown(os.path.join(base, os.path.relpath(directory, scratch), name), st.st_uid, st.st_gid)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -25,6 +25,7 @@ import time
 from aiohttp import web
 
 from orlop.api.app import make_app
+from orlop.build.builder import Builder
 from orlop.containers.events import Events
 from orlop.containers.execs import ExecService
 from orlop.containers.seccomp_profile import find_default_profile, load_profile
@@ -95,6 +96,8 @@ class Services:
         self.images = ImageService(settings["data-root"], frozenset(settings["insecure-registries"]))
         self.containers = ContainerService(paths, self.images, self.events, runtimes, default, profile)
         self.execs = ExecService(self.containers)
+        self.builder = Builder(self.images, runtimes[default], paths.runtime_root(runtimes[default]),
+                               os.path.join(settings["data-root"], "tmp", "build"), profile)
         self.networks = NetworkService(settings["data-root"], settings["exec-root"], settings["bip"] or None)
         self.networks.containers = self.containers
         self.containers.networks = self.networks

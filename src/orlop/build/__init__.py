@@ -1,0 +1,1 @@
+"""Image builds from Dockerfiles: Docker's classic builder."""

@@ -1,0 +1,178 @@
+"""Image builds through orlopd's POST /build, with the docker CLI's classic builder
+(DOCKER_BUILDKIT=0) and docker-py: every instruction's effect seen in a container of the
+image, the layer cache (hits, same image ID, a changed file rebuilding from its step),
+.dockerignore, multi-stage builds, build args, and a failing RUN leaving nothing behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+
+import pytest
+from conftest import needs_root
+from daemon_fixture import DOCKER, running_daemon
+
+pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists(DOCKER), reason="no docker CLI")]
+
+APP_DOCKERFILE = """\
+# a comment
+ARG BASE=busybox
+FROM ${BASE}
+ARG GREETING=hello
+ENV APP_HOME=/srv/app \\
+    MODE=test
+WORKDIR $APP_HOME
+COPY greeting.txt ./
+COPY --chown=1000:1000 --chmod=640 data/ /data/
+RUN echo "$GREETING from build" > built.txt && echo 'runner:x:1001:1001::/tmp:/bin/sh' >> /etc/passwd
+LABEL org.example.team="orlop" version=1
+EXPOSE 8080 53/udp
+VOLUME /cache
+STOPSIGNAL SIGUSR1
+USER runner
+HEALTHCHECK --interval=5s --retries=2 CMD true
+ENTRYPOINT ["sh", "-c"]
+CMD ["cat built.txt greeting.txt"]
+"""
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    with running_daemon() as d:
+        yield d
+
+
+def write_context(path, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        full = os.path.join(path, name)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(text)
+    return str(path)
+
+
+def build(daemon, context: str, *args: str, check: bool = True):
+    env_args = ["build", *args, context]
+    done = daemon.docker(*env_args, check=False, timeout=300)
+    if check and done.returncode != 0:
+        raise AssertionError(f"build failed: {done.stdout}\n{done.stderr}\n{daemon.log()}")
+    return done
+
+
+@pytest.fixture(autouse=True)
+def legacy_builder(monkeypatch):
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+
+
+def image_id(daemon, name: str) -> str:
+    return daemon.docker("image", "inspect", "-f", "{{.Id}}", name).stdout.strip()
+
+
+def test_every_instruction_shows_in_the_image(daemon, tmp_path):
+    ctx = write_context(tmp_path, {"Dockerfile": APP_DOCKERFILE, "greeting.txt": "copied file\n",
+                                   "data/a.txt": "A\n", "data/sub/b.txt": "B\n"})
+    out = build(daemon, ctx, "-t", "app:1", "--build-arg", "GREETING=hi").stdout
+    assert "Step 1/18 : ARG BASE=busybox" not in out  # meta ARGs are not steps
+    assert "Successfully built" in out and "Successfully tagged app:1" in out
+    run = daemon.docker("run", "--rm", "app:1").stdout
+    assert run == "hi from build\ncopied file\n"
+    info = json.loads(daemon.docker("image", "inspect", "app:1").stdout)[0]
+    cfg = info["Config"]
+    assert "APP_HOME=/srv/app" in cfg["Env"] and "MODE=test" in cfg["Env"]
+    assert cfg["WorkingDir"] == "/srv/app" and cfg["User"] == "runner"
+    assert cfg["Labels"] == {"org.example.team": "orlop", "version": "1"}
+    assert set(cfg["ExposedPorts"]) == {"8080/tcp", "53/udp"} and set(cfg["Volumes"]) == {"/cache"}
+    assert cfg["StopSignal"] == "SIGUSR1" and cfg["Entrypoint"] == ["sh", "-c"]
+    assert cfg["Healthcheck"]["Test"] == ["CMD-SHELL", "true"] and cfg["Healthcheck"]["Retries"] == 2
+    listing = daemon.docker("run", "--rm", "-u", "0", "--entrypoint", "sh", "app:1", "-c",
+                            "stat -c '%u:%g %a %n' /data/a.txt /data/sub/b.txt; id -u").stdout
+    assert "1000:1000 640 /data/a.txt" in listing and "1000:1000 640 /data/sub/b.txt" in listing
+    assert daemon.docker("run", "--rm", "--entrypoint", "id", "app:1", "-u").stdout == "1001\n"
+    history = daemon.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", "app:1").stdout
+    assert "hi from build" not in history or "GREETING=hi" in history
+    assert "COPY" in history and "RUN" in history or "echo" in history
+
+
+def test_rebuild_uses_the_cache_and_a_change_rebuilds_from_its_step(daemon, tmp_path):
+    dockerfile = ("FROM busybox\nRUN echo one > /one\nCOPY file.txt /file.txt\nRUN cat /file.txt > /copy\n"
+                  "RUN echo three > /three\n")
+    ctx = write_context(tmp_path, {"Dockerfile": dockerfile, "file.txt": "version 1\n"})
+    build(daemon, ctx, "-t", "cached:1")
+    first = image_id(daemon, "cached:1")
+    again = build(daemon, ctx, "-t", "cached:1").stdout
+    assert again.count("Using cache") == 4
+    assert image_id(daemon, "cached:1") == first
+    write_context(tmp_path, {"file.txt": "version 2\n"})
+    changed = build(daemon, ctx, "-t", "cached:1").stdout
+    assert changed.count("Using cache") == 1  # only the RUN before the COPY
+    assert image_id(daemon, "cached:1") != first
+    assert daemon.docker("run", "--rm", "cached:1", "cat", "/copy").stdout == "version 2\n"
+    no_cache = build(daemon, ctx, "--no-cache", "-t", "cached:2").stdout
+    assert "Using cache" not in no_cache
+
+
+def test_dockerignore_with_exceptions(daemon, tmp_path):
+    ctx = write_context(tmp_path, {
+        "Dockerfile": "FROM busybox\nCOPY . /ctx\nRUN find /ctx -type f | sort\n",
+        ".dockerignore": "# comment\n*.log\nsecret/\n!keep.log\ndocs/**/*.tmp\n",
+        "a.txt": "a", "debug.log": "x", "keep.log": "k", "secret/key": "s", "docs/x/y.tmp": "t", "docs/x/z.md": "m"})
+    build(daemon, ctx, "-t", "ignored:1")
+    files = daemon.docker("run", "--rm", "ignored:1", "find", "/ctx", "-type", "f").stdout.split()
+    assert sorted(files) == ["/ctx/Dockerfile", "/ctx/a.txt", "/ctx/docs/x/z.md", "/ctx/keep.log"] or \
+        sorted(files) == ["/ctx/.dockerignore", "/ctx/Dockerfile", "/ctx/a.txt", "/ctx/docs/x/z.md", "/ctx/keep.log"]
+
+
+def test_multi_stage_copy_from_and_target(daemon, tmp_path):
+    dockerfile = ("FROM busybox AS builder\nRUN mkdir /out && echo artifact > /out/a\n"
+                  "FROM busybox AS tester\nRUN echo testing > /t\n"
+                  "FROM scratch\nCOPY --from=builder /out/a /a\nCOPY --from=busybox /bin/busybox /busybox\n"
+                  'CMD ["/busybox", "cat", "/a"]\n')
+    ctx = write_context(tmp_path, {"Dockerfile": dockerfile})
+    build(daemon, ctx, "-t", "multi:1")
+    assert daemon.docker("run", "--rm", "multi:1").stdout == "artifact\n"
+    assert json.loads(daemon.docker("image", "inspect", "multi:1").stdout)[0]["RootFS"]["Layers"].__len__() == 2
+    build(daemon, ctx, "--target", "tester", "-t", "multi:tester")
+    assert daemon.docker("run", "--rm", "multi:tester", "cat", "/t").stdout == "testing\n"
+    done = build(daemon, ctx, "--target", "nope", check=False)
+    assert done.returncode != 0 and "nope" in done.stderr
+
+
+def test_a_failing_run_reports_and_leaves_nothing(daemon, tmp_path):
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo before\nRUN echo failing && exit 3\n"})
+    done = build(daemon, ctx, "-t", "broken:1", check=False)
+    assert done.returncode != 0
+    assert "The command '/bin/sh -c echo failing && exit 3' returned a non-zero code: 3" in done.stderr
+    assert "failing" in done.stdout
+    assert daemon.docker("images", "-q", "broken:1").stdout == ""
+    mounts = open("/proc/self/mountinfo").read()
+    assert "build-" not in mounts
+    snapshots = json.load(open(os.path.join(daemon.data_root, "snapshots", "metadata.json"))) \
+        if os.path.exists(os.path.join(daemon.data_root, "snapshots", "metadata.json")) else {"snapshots": {}}
+    assert not [k for k in snapshots.get("snapshots", {}) if k.startswith("build-")]
+
+
+def test_malformed_dockerfile_names_the_line(daemon, tmp_path):
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN true\nFROBNICATE now\n"})
+    done = build(daemon, ctx, check=False)
+    assert done.returncode != 0 and "FROBNICATE" in (done.stderr + done.stdout).upper()
+    assert "3" in done.stderr + done.stdout
+
+
+def test_docker_py_build(daemon):
+    client = daemon.client()
+    try:
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            data = b"FROM busybox\nARG WHO\nRUN echo built-by-$WHO > /who\n"
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        context.seek(0)
+        image, logs = client.images.build(fileobj=context, custom_context=True, tag="pybuilt:1",
+                                          buildargs={"WHO": "docker-py"})
+        assert any("Successfully built" in entry.get("stream", "") for entry in logs)
+        assert client.containers.run(image.id, "cat /who", remove=True) == b"built-by-docker-py\n"
+    finally:
+        client.close()

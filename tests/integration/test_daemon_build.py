@@ -176,3 +176,24 @@ def test_docker_py_build(daemon):
         assert client.containers.run(image.id, "cat /who", remove=True) == b"built-by-docker-py\n"
     finally:
         client.close()
+
+
+def test_orlop_cli_build(daemon, tmp_path):
+    import subprocess
+
+    orlop = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".venv",
+                         "bin", "orlop")
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nARG X\nCOPY f /f\nRUN echo $X >> /f\n"
+                                                 'CMD ["cat", "/f"]\n',
+                                   "f": "from-context\n", "skip.me": "x", ".dockerignore": "skip.*\n"})
+    done = subprocess.run([orlop, "-H", daemon.host, "build", "-t", "viacli:1", "--build-arg", "X=arg", ctx],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Successfully tagged viacli:1" in done.stdout
+    assert daemon.docker("run", "--rm", "viacli:1").stdout == "from-context\narg\n"
+    quiet = subprocess.run([orlop, "-H", daemon.host, "build", "-q", "-t", "viacli:1", "--build-arg", "X=arg", ctx],
+                           capture_output=True, text=True, timeout=120)
+    assert quiet.stdout.strip() == image_id(daemon, "viacli:1")
+    write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN exit 5\n"})
+    failed = subprocess.run([orlop, "-H", daemon.host, "build", ctx], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "returned a non-zero code: 5" in failed.stderr

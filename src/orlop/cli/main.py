@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "images": ("commands.images", "images"), "rmi": ("commands.images", "rmi"),
     "tag": ("commands.images", "tag"), "save": ("commands.images", "save"), "load": ("commands.images", "load"),
     "pull": ("commands.images", "pull"), "push": ("commands.images", "push"),
-    "history": ("commands.images", "history"),
+    "history": ("commands.images", "history"), "build": ("commands.build", "build"),
     "login": ("commands.registry", "login"), "logout": ("commands.registry", "logout"),
     "info": ("commands.system", "info"), "version": ("commands.system", "version"),
     "events": ("commands.system", "events"), "inspect": ("commands.system", "inspect"),
@@ -42,7 +42,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
     },
     "image": {
         "ls": COMMANDS["images"], "list": COMMANDS["images"], "rm": COMMANDS["rmi"], "remove": COMMANDS["rmi"],
-        **{name: COMMANDS[name] for name in ("pull", "push", "tag", "save", "load", "history")},
+        **{name: COMMANDS[name] for name in ("pull", "push", "tag", "save", "load", "history", "build")},
         "inspect": ("commands.system", "image_inspect"), "prune": ("commands.images", "prune"),
     },
     "system": {
@@ -52,7 +52,8 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
 
 SUMMARIES = {
     "run": "Create and run a new container from an image", "exec": "Execute a command in a running container",
-    "ps": "List containers", "pull": "Download an image from a registry", "push": "Upload an image to a registry",
+    "ps": "List containers", "build": "Build an image from a Dockerfile",
+    "pull": "Download an image from a registry", "push": "Upload an image to a registry",
     "images": "List images", "login": "Authenticate to a registry", "logout": "Log out from a registry",
     "version": "Show the orlop version information", "info": "Display system-wide information",
     "attach": "Attach local standard input, output, and error streams to a running container",

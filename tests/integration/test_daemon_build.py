@@ -197,3 +197,37 @@ def test_orlop_cli_build(daemon, tmp_path):
     write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN exit 5\n"})
     failed = subprocess.run([orlop, "-H", daemon.host, "build", ctx], capture_output=True, text=True, timeout=120)
     assert failed.returncode == 1 and "returned a non-zero code: 5" in failed.stderr
+
+
+def test_add_extracts_local_archives_and_downloads_urls(daemon, tmp_path):
+    import subprocess
+    import sys
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        data = b"inside the archive\n"
+        info = tarfile.TarInfo("pkg/readme.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "pkg.tar.gz").write_bytes(archive.getvalue())
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote.txt").write_text("downloaded\n")
+    serve = ("import http.server, functools, sys\n"
+             "h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n"
+             "s = http.server.HTTPServer(('127.0.0.1', 0), h)\nprint(s.server_address[1], flush=True)\n"
+             "s.serve_forever()\n")
+    # the daemon lives in a network namespace of its own: the web server too
+    server = subprocess.Popen(["nsenter", f"--net={daemon.netns_path}", "--", sys.executable, "-c", serve,
+                               str(served)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = int(server.stdout.readline())
+        ctx = write_context(tmp_path, {"Dockerfile": f"FROM busybox\nADD pkg.tar.gz /opt/\n"
+                                                     f"ADD http://127.0.0.1:{port}/remote.txt /dl/\n"})
+        build(daemon, ctx, "-t", "added:1")
+        out = daemon.docker("run", "--rm", "added:1", "sh", "-c",
+                            "cat /opt/pkg/readme.txt /dl/remote.txt; stat -c %a /dl/remote.txt").stdout
+        assert out == "inside the archive\ndownloaded\n600\n"
+    finally:
+        server.kill()
+        server.wait()

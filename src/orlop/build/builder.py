@@ -272,14 +272,20 @@ class Builder:
         if len(words) < 2:
             raise BuildError(f"{inst.keyword} requires at least two arguments (line {inst.line})")
         *patterns, dest = words
-        source_root, view = ctx, None
+        source_root, view, downloads = ctx, None, None
         from_name = inst.flags.get("from")
         try:
             if from_name:
                 source_root, view = await self._source_root(from_name, results, options)
-            if inst.keyword == "ADD" and any(p.startswith(("http://", "https://")) for p in patterns):
-                raise BuildError("ADD from a URL is not supported yet")
-            sources = build_context.copy_sources(source_root, patterns, None if from_name else matcher)
+            urls = [p for p in patterns if p.startswith(("http://", "https://"))]
+            if urls and inst.keyword != "ADD":
+                raise BuildError(f"source can't be a URL for COPY (line {inst.line})")
+            if urls:
+                source_root = tempfile.mkdtemp(prefix="add-url-", dir=self.work_dir)
+                downloads = source_root
+                patterns = [await _download(url, source_root) for url in urls] + \
+                    [p for p in patterns if p not in urls]
+            sources = build_context.copy_sources(source_root, patterns, None if (from_name or urls) else matcher)
             checksum = build_context.checksum(source_root, [s for s, _ in sources])
             chown = _chown(inst.flags.get("chown"), state, self)
             chmod = int(inst.flags["chmod"], 8) if inst.flags.get("chmod") else None
@@ -292,14 +298,17 @@ class Builder:
             new = state.child()
             workspace = Workspace(self.snapshotter, state.chain, self.work_dir)
             try:
+                downloaded = frozenset(path for path, _ in sources if downloads and path.startswith(downloads))
                 steps.copy_into(workspace, sources, dest, new.run_config.get("WorkingDir") or "/", chown, chmod,
-                                extract_archives=inst.keyword == "ADD")
+                                extract_archives=inst.keyword == "ADD", not_extracted=downloaded)
                 workspace.commit_layer(new, self.content)
             finally:
                 workspace.discard()
         finally:
             if view is not None:
                 view.discard()
+            if downloads is not None:
+                shutil.rmtree(downloads, ignore_errors=True)
         new.record(created_by, empty_layer=False)
         config = self._store_config(new)
         self.cache.put(key, {"config": config, "layers": new.layers, "chain": new.chain})
@@ -339,6 +348,35 @@ class Builder:
             if not options.quiet:
                 emit({"stream": f"Successfully tagged {tag if ':' in tag.rsplit('/', 1)[-1] else tag + ':latest'}\n"})
         return config
+
+
+async def _download(url: str, directory: str) -> str:
+    """ADD <url>: the file, named after the URL's last path element, mode 0600 and the
+    server's Last-Modified time, as Docker does; its name in `directory`."""
+    import email.utils
+    import urllib.parse
+
+    import aiohttp
+
+    name = os.path.basename(urllib.parse.urlparse(url).path) or "index.html"
+    path = os.path.join(directory, name)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
+            async with session.get(url) as response:
+                if response.status != 200:
+                    raise BuildError(f"failed to GET {url} with status {response.status}: {response.reason}")
+                with open(path, "wb") as f:
+                    async for chunk in response.content.iter_chunked(1 << 20):
+                        f.write(chunk)
+                modified = response.headers.get("Last-Modified")
+    except aiohttp.ClientError as e:
+        raise BuildError(f"failed to GET {url}: {e}") from None
+    os.chmod(path, 0o600)
+    if modified:
+        with contextlib.suppress(TypeError, ValueError):
+            stamp = email.utils.parsedate_to_datetime(modified).timestamp()
+            os.utime(path, (stamp, stamp))
+    return name
 
 
 def _extract_file(path: str, dest: str) -> None:

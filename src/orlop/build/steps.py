@@ -148,7 +148,8 @@ async def run_command(state: State, argv: list[str], workspace: Workspace, runti
 
 
 def copy_into(workspace: Workspace, sources: list[tuple[str, str]], dest: str, workdir: str,
-              chown: tuple[int, int] | None, chmod: int | None, extract_archives: bool) -> None:
+              chown: tuple[int, int] | None, chmod: int | None, extract_archives: bool,
+              not_extracted: frozenset[str] = frozenset()) -> None:
     """COPY/ADD: each (host path, name in the context) to `dest` in the image, resolved
     inside the image's root (its symlinks cannot lead out), as Docker's rules say: a
     directory's contents are copied, several sources need a directory destination."""
@@ -161,7 +162,7 @@ def copy_into(workspace: Workspace, sources: list[tuple[str, str]], dest: str, w
             base = resolve_in_root(workspace.root, target)
             _copy_tree(source, base, workspace.root, uid, gid, chmod)
             continue
-        if extract_archives and _is_archive(source):
+        if extract_archives and source not in not_extracted and _is_archive(source):
             base = resolve_in_root(workspace.root, target)
             os.makedirs(base, exist_ok=True)
             _extract(source, base)

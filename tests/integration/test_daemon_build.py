@@ -8,11 +8,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
 
 import pytest
 from conftest import needs_root
 from daemon_fixture import DOCKER, running_daemon
+from podman_fixture import PODMAN_ULIMITS, Podman
 
 pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists(DOCKER), reason="no docker CLI")]
 
@@ -231,3 +233,27 @@ def test_add_extracts_local_archives_and_downloads_urls(daemon, tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+@pytest.mark.skipif(not shutil.which("podman"), reason="no podman")
+def test_images_built_by_orlop_and_by_podman_run_on_the_other(daemon, tmp_path):
+    podman = Podman(str(tmp_path / "podman"))
+    try:
+        ctx = write_context(tmp_path / "orlop", {"Dockerfile": "FROM busybox\nRUN echo built-by-orlop > /who\n"
+                                                               'CMD ["cat", "/who"]\n'})
+        build(daemon, ctx, "-t", "localhost/interop/orlop:1")
+        saved = str(tmp_path / "orlop.tar")
+        daemon.docker("save", "-o", saved, "localhost/interop/orlop:1")
+        podman("load", "-i", saved)
+        ran = podman("run", "--rm", "--network", "none", *PODMAN_ULIMITS, "localhost/interop/orlop:1").stdout
+        assert ran == "built-by-orlop\n"
+        pctx = write_context(tmp_path / "podman-ctx", {"Containerfile": "FROM localhost/interop/orlop:1\n"
+                                                                        "RUN echo built-by-podman > /who\n"})
+        podman("build", "--network", "none", *PODMAN_ULIMITS, "-t", "localhost/interop/podman:1", "-f",
+               os.path.join(pctx, "Containerfile"), pctx, timeout=300)
+        psaved = str(tmp_path / "podman.tar")
+        podman("save", "-o", psaved, "localhost/interop/podman:1")
+        daemon.docker("load", "-i", psaved)
+        assert daemon.docker("run", "--rm", "localhost/interop/podman:1").stdout == "built-by-podman\n"
+    finally:
+        podman.cleanup()

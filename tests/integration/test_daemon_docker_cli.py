@@ -158,6 +158,13 @@ def test_it_runs_in_a_pty_of_the_clients_size(daemon):
 
 def test_exec_with_a_tty_and_exit_code(daemon):
     daemon.docker("run", "-d", "--name", "exectty", "busybox", "sleep", "1000")
+    try:
+        _exec_with_a_tty_and_exit_code(daemon)
+    finally:
+        daemon.docker("rm", "-f", "exectty")
+
+
+def _exec_with_a_tty_and_exit_code(daemon):
     command = f"stty cols 90 rows 20; DOCKER_HOST={daemon.host} {DOCKER} exec -it exectty sh -c " \
               "'tty; stty size; exit 4'"
     done = subprocess.run(["script", "-eqc", command, "/dev/null"], capture_output=True, text=True, timeout=60,
@@ -171,7 +178,6 @@ def test_exec_with_a_tty_and_exit_code(daemon):
     assert done.returncode == 127 and "no such file or directory" in done.stderr
     done = daemon.docker("exec", "exectty", "/etc", check=False)
     assert done.returncode == 126 and "permission denied" in done.stderr
-    daemon.docker("rm", "-f", "exectty")
 
 
 def test_restart_policies(daemon):

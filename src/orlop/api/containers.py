@@ -398,8 +398,10 @@ class ContainerRoutes:
         record.update(Running=True, Pid=answer.get("pid", 0))
         started.set()
         self._exec_started(container, record, description)
-        result = await streams.join(hijack, shim, tty, record["OpenStdin"], on_exit=lambda r: record.update(
-            Running=False, ExitCode=r.get("exit_code"), Pid=0), detach_keys=detach_keys)
+        result = await streams.join(
+            hijack, shim, tty, record["OpenStdin"], detach_keys=detach_keys,
+            on_exit=lambda r: record.update(Running=False, ExitCode=r.get("exit_code"), Pid=0),
+            fetch_exit=lambda: shim_client.call(state_dir, {"op": "wait", "exec": record["ID"]}))
         if result is None and record["ExitCode"] is None:
             asyncio.create_task(self._exec_wait(container["Id"], record))
         return hijack.finished()

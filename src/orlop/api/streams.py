@@ -198,12 +198,15 @@ class EscapeScanner:
 
 
 async def join(hijack: Hijack, shim: ShimConnection | None, tty: bool, stdin: bool,
-               on_exit=None, detach_keys: bytes | None = None) -> dict | None:
+               on_exit=None, detach_keys: bytes | None = None, fetch_exit=None) -> dict | None:
     """Copy the shim's frames to the client (raw for a TTY, stdcopy frames otherwise) and the
     client's bytes to the shim as stdin, until the process's stream ends or the client types
     the detach keys (TTY only, as dockerd); returns the exit, given to `on_exit` before the
-    client's connection is closed."""
+    client's connection is closed. If the stream ends without the exit and the client did
+    not detach, `fetch_exit()` (a coroutine) is asked for it first, so that a client that
+    inspects the exit as soon as its stream ends finds it recorded."""
     result: dict | None = None
+    detached = False
     scanner = EscapeScanner(detach_keys) if tty and stdin and detach_keys else None
 
     async def client_to_shim() -> None:
@@ -216,17 +219,20 @@ async def join(hijack: Hijack, shim: ShimConnection | None, tty: bool, stdin: bo
                     return
                 continue
             if data == b"":
-                if shim.writer.can_write_eof():
-                    shim.writer.write_eof()
+                shim.close_stdin()
                 return
             if scanner is not None:
                 data, detached = scanner.feed(data)
                 if detached:
+                    mark_detached()
                     shim.close()  # ends the output loop; the container goes on
                     return
             if data:
-                shim.writer.write(data)
-                await shim.writer.drain()
+                await shim.write_stdin(data)
+
+    def mark_detached() -> None:
+        nonlocal detached
+        detached = True
 
     pump = asyncio.create_task(client_to_shim())
     try:
@@ -243,6 +249,11 @@ async def join(hijack: Hijack, shim: ShimConnection | None, tty: bool, stdin: bo
             if hijack.proto.lost:
                 break
             await hijack.write(payload if tty else protocol.frame(kind, payload))
+        if result is None and not detached and fetch_exit is not None and not hijack.proto.lost:
+            with contextlib.suppress(Exception):
+                result = await asyncio.wait_for(fetch_exit(), 5)
+            if result is not None and on_exit is not None:
+                on_exit(result)
     finally:
         pump.cancel()
         if shim is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
 import sys
 
 from orlop.errors import Conflict, OrlopError
@@ -46,9 +48,28 @@ async def spawn(options: dict[str, str | bool]) -> dict:
 
 
 class ShimConnection:
+    """A stream from the shim. Stdin goes through a duplicate of the socket: when the shim
+    has already closed (the process exited), a failed write must not poison the reader,
+    which still holds the EXIT frame (asyncio would raise the write's EPIPE on reads)."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        sock = writer.get_extra_info("socket")
+        self._stdin = socket.socket(fileno=os.dup(sock.fileno())) if sock is not None else None
+        if self._stdin is not None:
+            self._stdin.setblocking(False)
+
+    async def write_stdin(self, data: bytes) -> None:
+        if self._stdin is None:
+            return
+        with contextlib.suppress(OSError):
+            await asyncio.get_running_loop().sock_sendall(self._stdin, data)
+
+    def close_stdin(self) -> None:
+        if self._stdin is not None:
+            with contextlib.suppress(OSError):
+                self._stdin.shutdown(socket.SHUT_WR)
 
     async def read_frame(self) -> tuple[int, bytes] | None:
         try:
@@ -59,6 +80,9 @@ class ShimConnection:
             return None
 
     def close(self) -> None:
+        if self._stdin is not None:
+            self._stdin.close()
+            self._stdin = None
         self.writer.close()
 
 

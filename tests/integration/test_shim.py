@@ -1,9 +1,12 @@
-"""orlop-shim with orlop-runtime and runc: it creates the container, outlives its
-starter, keeps the output in the json-file log and for attached clients, feeds
-stdin, runs execs, records the exit (and an OOM kill) in exit.json."""
+"""orlop-shim with orlop-runtime and runc, started as a process of its own and forked by
+its zygote (as orlopd starts it): it creates the container, outlives its starter, keeps
+the output in the json-file log and for attached clients, feeds stdin, runs execs, records
+the exit (and an OOM kill) in exit.json. The zygote: shims share its memory, hold none of
+its descriptors and outlive it; it is started again when it is gone or stale."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -16,7 +19,8 @@ import time
 import pytest
 from busybox_bundle import make_bundle
 
-from orlop.shim import protocol
+from orlop.containers import shim_client
+from orlop.shim import protocol, zygote
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIM = os.path.join(REPO, ".venv", "bin", "orlop-shim")
@@ -24,19 +28,27 @@ RUNTIMES = {"orlop-runtime": os.path.join(REPO, ".venv", "bin", "orlop-runtime")
 
 
 class ShimUnderTest:
-    def __init__(self, base: str, bundle: str, runtime: str, cid: str, **flags) -> None:
+    """A shim started as `orlop-shim OPTIONS` (zygote None) or by the zygote on that socket."""
+
+    def __init__(self, base: str, bundle: str, runtime: str, cid: str, zygote_socket: str | None = None,
+                 **flags) -> None:
         self.dir = tempfile.mkdtemp(prefix="sh", dir="/run")  # socket paths stay short
         self.root = os.path.join(self.dir, "rt")
         self.cid = cid
         self.runtime = runtime
         self.log = os.path.join(base, "ctr-json.log")
-        argv = [SHIM, "--id", cid, "--bundle", bundle, "--state-dir", self.dir, "--runtime", runtime,
+        argv = ["--id", cid, "--bundle", bundle, "--state-dir", self.dir, "--runtime", runtime,
                 "--runtime-root", self.root, "--log-path", self.log]
         for flag, value in flags.items():
             argv += [f"--{flag.replace('_', '-')}"] + ([] if value is True else [str(value)])
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        self.answer = json.loads(done.stdout)
-        self.returncode = done.returncode
+        if zygote_socket is None:
+            done = subprocess.run([SHIM, *argv], capture_output=True, text=True, timeout=30)
+            self.answer = json.loads(done.stdout)
+            self.returncode = done.returncode
+        else:
+            self.answer = asyncio.run(asyncio.wait_for(shim_client._spawn_forked(zygote_socket, argv), 30))
+            assert self.answer is not None, "no zygote could be had"
+            self.returncode = 0 if "pid" in self.answer else 1
 
     def request(self, req: dict) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX)
@@ -102,6 +114,39 @@ def wait_gone(pid: int, timeout: float = 10) -> None:
     raise AssertionError(f"process {pid} still alive")
 
 
+def zygote_pids(socket_path: str) -> list[int]:
+    return [pid for pid, cmdline in _cmdlines() if cmdline.startswith(b"orlop shim zygote " + socket_path.encode())]
+
+
+def _cmdlines() -> list[tuple[int, bytes]]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    found.append((int(entry), f.read()))
+            except OSError:
+                pass
+    return found
+
+
+def private_dirty_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Private_Dirty:"))
+
+
+@pytest.fixture
+def zygote_socket():
+    """A fresh exec root's zygote socket (the zygote starts at the first spawn); the zygote is
+    killed afterwards (it would go by itself within seconds of its socket's removal)."""
+    root = tempfile.mkdtemp(prefix="zy", dir="/run")
+    path = os.path.join(root, zygote.SOCKET)
+    yield path
+    for pid in zygote_pids(path):
+        os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(params=sorted(RUNTIMES))
 def runtime(request):
     if not RUNTIMES[request.param]:
@@ -109,8 +154,14 @@ def runtime(request):
     return RUNTIMES[request.param]
 
 
+@pytest.fixture(params=["process", "zygote"])
+def started_by(request, zygote_socket):
+    """How the shim is started: as a process of its own, or forked by a zygote (orlopd's way)."""
+    return zygote_socket if request.param == "zygote" else None
+
+
 @pytest.fixture
-def make_shim(tmp_path, rootfs_template, container_id, runtime):
+def make_shim(tmp_path, rootfs_template, container_id, runtime, started_by):
     made = []
 
     def make(args: list[str], config_edit=None, **flags) -> ShimUnderTest:
@@ -120,7 +171,7 @@ def make_shim(tmp_path, rootfs_template, container_id, runtime):
             config = json.load(open(path))
             config_edit(config)
             json.dump(config, open(path, "w"))
-        shim = ShimUnderTest(str(tmp_path), bundle, runtime, f"{container_id}-{len(made)}", **flags)
+        shim = ShimUnderTest(str(tmp_path), bundle, runtime, f"{container_id}-{len(made)}", started_by, **flags)
         made.append(shim)
         return shim
 
@@ -134,11 +185,14 @@ def make_shim(tmp_path, rootfs_template, container_id, runtime):
         shim.cleanup()
 
 
-def test_attach_output_exit_and_log(make_shim):
+def test_attach_output_exit_and_log(make_shim, started_by):
     shim = make_shim(["sh", "-c", "echo out; echo err >&2; exit 3"])
     assert shim.returncode == 0, shim.answer
     pid, shim_pid = shim.answer["pid"], shim.answer["shim_pid"]
-    assert open(f"/proc/{shim_pid}/stat").read().split()[3] != str(os.getpid()), "reparented away from its starter"
+    stat = open(f"/proc/{shim_pid}/stat").read().rsplit(")", 1)[1].split()
+    assert stat[1] != str(os.getpid()), "reparented away from its starter"
+    assert stat[1] not in map(str, zygote_pids(started_by or "-")), "and from its zygote"
+    assert stat[3] == str(shim_pid), "in a session of its own"
     attach = shim.request({"op": "attach", "stdout": True, "stderr": True})
     assert json.loads(_read_line(attach)) == {"ok": True, "tty": False}
     waiter = shim.request({"op": "wait"})
@@ -208,3 +262,136 @@ def test_create_failure_is_reported_and_leaves_nothing(make_shim):
     else:
         assert "no such file or directory" in shim.answer["error"] or "not found" in shim.answer["error"]
         assert not os.path.exists(os.path.join(shim.root, shim.cid))
+
+
+# -- the zygote ----------------------------------------------------------------------------------
+
+def _fd_targets(pid: int) -> set[str]:
+    targets = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return targets
+
+
+def test_shims_outlive_their_zygote_which_comes_back(tmp_path, rootfs_template, container_id, zygote_socket):
+    rt = RUNTIMES["orlop-runtime"]
+    bundle = make_bundle(str(tmp_path / "a"), ["sleep", "100"], rootfs_template)
+    first = ShimUnderTest(str(tmp_path), bundle, rt, f"{container_id}-a", zygote_socket)
+    second = None
+    try:
+        assert first.returncode == 0, first.answer
+        (z1,) = zygote_pids(zygote_socket)
+        shim_pid = first.answer["shim_pid"]
+        with open(f"/proc/{shim_pid}/cmdline", "rb") as f:
+            assert f.read().startswith(f"orlop-shim {first.dir} --id {first.cid}".encode())
+        # nothing of the zygote's stays open in a shim: its socket, its lock, its log
+        zygote_fds = {t for t in _fd_targets(z1) if t.startswith("socket:") or t.startswith(os.path.dirname(zygote_socket))}
+        assert zygote_fds and not zygote_fds & _fd_targets(shim_pid)
+        # it shares the zygote's memory: a shim of its own has ~3.5 MiB private, a forked one ~1
+        assert private_dirty_kib(shim_pid) < 2048
+        os.kill(z1, signal.SIGKILL)
+        wait_gone(z1)
+        assert first.call({"op": "state"})["status"] == "running"
+        # the next spawn starts another zygote
+        bundle = make_bundle(str(tmp_path / "b"), ["sh", "-c", "echo second"], rootfs_template)
+        second = ShimUnderTest(str(tmp_path / "b"), bundle, rt, f"{container_id}-b", zygote_socket)
+        assert second.returncode == 0, second.answer
+        (z2,) = zygote_pids(zygote_socket)
+        assert z2 != z1
+        attach = second.request({"op": "attach", "stdout": True, "stderr": True})
+        _read_line(attach)
+        second.start()
+        out, _, exit_ = read_frames(attach)
+        assert out == b"second\n" and exit_["exit_code"] == 0
+        # the first container, its zygote long gone, still ends as any other
+        waiter = first.request({"op": "wait"})
+        first.start()
+        os.kill(first.answer["pid"], signal.SIGKILL)
+        assert json.loads(_read_line(waiter))["exit_code"] == 137
+        wait_gone(shim_pid)
+    finally:
+        for shim in (first, second):
+            if shim is not None:
+                if "shim_pid" in shim.answer:
+                    try:
+                        os.kill(shim.answer["shim_pid"], signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                shim.cleanup()
+
+
+def test_a_stale_zygote_makes_way_and_one_whose_socket_is_removed_goes(tmp_path, rootfs_template, container_id,
+                                                                       zygote_socket):
+    rt = RUNTIMES["orlop-runtime"]
+    shims = []
+    try:
+        for n in range(2):
+            bundle = make_bundle(str(tmp_path / f"b{n}"), ["true"], rootfs_template)
+            shims.append(ShimUnderTest(str(tmp_path / f"b{n}"), bundle, rt, f"{container_id}-{n}", zygote_socket))
+            assert shims[-1].returncode == 0, shims[-1].answer
+            (pid,) = zygote_pids(zygote_socket)
+            if n == 0:  # asked by another installation: it answers so, and goes
+                with socket.socket(socket.AF_UNIX) as sock:
+                    sock.connect(zygote_socket)
+                    sock.sendall(json.dumps({"argv": [], "command": ["/elsewhere/orlop-shim"]}).encode() + b"\n")
+                    assert json.loads(_read_line(sock)) == {"stale": True}
+                wait_gone(pid)
+                assert not os.path.exists(zygote_socket)
+        os.unlink(zygote_socket)  # (with its exec root)
+        wait_gone(pid, timeout=zygote.CHECK_SECONDS + 5)
+    finally:
+        for shim in shims:
+            if "shim_pid" in shim.answer:
+                try:
+                    os.kill(shim.answer["shim_pid"], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            shim.cleanup()
+
+
+def test_without_a_zygote_a_shim_is_a_process_of_its_own(tmp_path, rootfs_template, container_id):
+    bundle = make_bundle(str(tmp_path / "b"), ["true"], rootfs_template)
+    state_dir = tempfile.mkdtemp(prefix="sh", dir="/run")
+    try:
+        answer = asyncio.run(shim_client.spawn(
+            {"id": container_id, "bundle": bundle, "state_dir": state_dir, "runtime": RUNTIMES["orlop-runtime"],
+             "runtime_root": os.path.join(state_dir, "rt"), "tty": False},
+            zygote_socket="/nonexistent/zygote.sock"))  # it cannot listen there
+        with open(f"/proc/{answer['shim_pid']}/cmdline", "rb") as f:
+            assert b"--state-dir\0" + state_dir.encode() in f.read()
+        os.kill(answer["shim_pid"], signal.SIGKILL)
+    finally:
+        subprocess.run([RUNTIMES["orlop-runtime"], "--root", os.path.join(state_dir, "rt"), "delete", "--force",
+                        container_id], capture_output=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/local/bin/docker"), reason="no docker CLI")
+def test_containers_outlive_both_the_zygote_and_orlopd():
+    from daemon_fixture import running_daemon
+
+    with running_daemon() as d:
+        d.docker("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+                 "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done")
+        pid = int(d.docker("inspect", "-f", "{{.State.Pid}}", "ticker").stdout)
+        socket_path = os.path.join(d.exec_root, zygote.SOCKET)
+        (z1,) = zygote_pids(socket_path)
+        os.kill(z1, signal.SIGKILL)
+        d.kill()  # kill -9 of orlopd too
+        wait_gone(z1)
+        assert os.path.exists(f"/proc/{pid}")
+        d.start()
+        assert d.docker("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", "ticker").stdout.split() == \
+            ["true", str(pid)]
+        assert d.docker("exec", "ticker", "echo", "exec-ok").stdout == "exec-ok\n"
+        assert d.docker("run", "--rm", "busybox", "echo", "after").stdout == "after\n"  # a new zygote
+        (z2,) = zygote_pids(socket_path)
+        assert z2 != z1
+        d.docker("stop", "ticker")
+        assert d.docker("inspect", "-f", "{{.State.ExitCode}}", "ticker").stdout.strip() == "0"
+        assert "tick" in d.docker("logs", "ticker").stdout
+        d.docker("rm", "ticker")
+        assert d._shim_pids() == []  # (the zygote is no shim)

@@ -2,18 +2,27 @@
 
     orlop-shim --id ID --bundle DIR --state-dir DIR --runtime PATH --runtime-root DIR
                [--log-path FILE --log-max-size BYTES --log-max-file N] [--tty] [--stdin] [--stdin-once]
+    orlop-shim --zygote SOCKET
 
 It forks; the child starts a new session, becomes a child subreaper, listens on
 <state-dir>/shim.sock and runs `runtime create`. The parent prints one JSON line
 — {"pid": <container's host PID>, "shim_pid": N} or {"error": "…"} — and exits
 (0 or 1), leaving the child reparented away from orlopd. `runtime start` is
 orlopd's call, so that it attaches first and loses no output.
+
+With --zygote it is the exec root's zygote (zygote.py), which forks shims that do
+the same on request: orlopd's usual way to start them.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+
+from orlop.linux.syscalls import PR_SET_CHILD_SUBREAPER, prctl
+from orlop.shim import protocol
+from orlop.shim.runtime import RuntimeError_
+from orlop.shim.server import Options, Shim
 
 FLAGS = {"--tty", "--stdin", "--stdin-once"}
 
@@ -38,41 +47,42 @@ def parse(argv: list[str]) -> dict:
 
 
 def entry() -> None:
-    from orlop import fastjson
-    from orlop.shim.server import Options
+    if sys.argv[1:2] == ["--zygote"] and len(sys.argv) == 3:
+        from orlop.shim import zygote
 
+        zygote.entry(sys.argv[2])
     options = Options(**parse(sys.argv[1:]))
     ready_r, ready_w = os.pipe()
     if os.fork():
         os.close(ready_w)
         with os.fdopen(ready_r, "rb") as ready:
             answer = ready.read()
-        sys.stdout.write(answer.decode() or fastjson.dumps({"error": "orlop-shim died while creating"}) + "\n")
+        if not answer:
+            answer = protocol.encode({"error": "orlop-shim died while creating"}) + b"\n"
+        sys.stdout.write(answer.decode())
         sys.stdout.flush()
         os._exit(0 if answer.startswith(b'{"pid"') else 1)
     os.close(ready_r)
     os._exit(_serve(options, ready_w))
 
 
-def _serve(options, ready_w: int) -> int:
-    from orlop import fastjson
-    from orlop.linux.syscalls import PR_SET_CHILD_SUBREAPER, prctl
-    from orlop.shim.protocol import PID_FILE
-    from orlop.shim.runtime import RuntimeError_
-    from orlop.shim.server import Shim
-
+def _serve(options: Options, ready_w: int, env: dict | None = None) -> int:
+    """The shim, in its own process: report on `ready_w`, then serve until the container is gone.
+    `env` is the runtime's environment (os.environ by default)."""
     os.setsid()
     null = os.open(os.devnull, os.O_RDWR)
-    log = os.open(os.path.join(options.state_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log = os.open(f"{options.state_dir}/shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(null)
     os.close(log)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
-    with open(os.path.join(options.state_dir, PID_FILE), "w") as f:
-        f.write(str(os.getpid()))
-    shim = Shim(options)
+    fd = os.open(f"{options.state_dir}/{protocol.PID_FILE}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                 0o666)
+    os.write(fd, b"%d" % os.getpid())
+    os.close(fd)
+    shim = Shim(options, env)
     try:
         shim.listen()
         pid = shim.create()
@@ -81,10 +91,10 @@ def _serve(options, ready_w: int) -> int:
             shim.runtime.run(["delete", "--force", options.id])
         except RuntimeError_:
             pass
-        os.write(ready_w, (fastjson.dumps({"error": str(e)}) + "\n").encode())
+        os.write(ready_w, protocol.encode({"error": str(e)}) + b"\n")
         shim.close()
         return 1
-    os.write(ready_w, (fastjson.dumps({"pid": pid, "shim_pid": os.getpid()}) + "\n").encode())
+    os.write(ready_w, protocol.encode({"pid": pid, "shim_pid": os.getpid()}) + b"\n")
     os.close(ready_w)
     try:
         shim.serve()

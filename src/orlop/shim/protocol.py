@@ -16,6 +16,7 @@ library is used: the shim imports this module and must stay small.
 
 from __future__ import annotations
 
+import _json
 import struct
 
 STDOUT, STDERR, EXIT = 1, 2, 0x10
@@ -31,3 +32,18 @@ RUNTIME_LOG = "runtime-log.json"
 
 def frame(kind: int, payload: bytes) -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
+
+
+# JSON out through the `_json` C encoder, with json.dumps's defaults (ASCII, ", " and ": "):
+# no Python-level serialiser runs in the shim.
+def _unserialisable(value):
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+_encoder = _json.make_encoder(None, _unserialisable, _json.encode_basestring_ascii, None, ": ", ", ", False, False,
+                              True)
+
+
+def encode(value) -> bytes:
+    """`value` as JSON (plain dicts, lists, strings, numbers, booleans and None)."""
+    return "".join(_encoder(value, 0)).encode()

@@ -18,10 +18,11 @@ class RuntimeError_(Exception):
 
 
 class Runtime:
-    def __init__(self, path: str, root: str, state_dir: str) -> None:
+    def __init__(self, path: str, root: str, state_dir: str, env: dict | None = None) -> None:
         self.path = path
         self.root = root
-        self.log = os.path.join(state_dir, RUNTIME_LOG)
+        self.log = f"{state_dir}/{RUNTIME_LOG}"
+        self.env = os.environ if env is None else env  # the runtime's environment
 
     def run(self, args: list[str], stdio: tuple[int, int, int] | None = None) -> None:
         argv = [self.path, "--root", self.root, "--log", self.log, "--log-format", "json", *args]
@@ -29,7 +30,7 @@ class Runtime:
         try:
             fds = stdio or (null, null, null)
             actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)]
-            pid = os.posix_spawn(self.path, argv, os.environ, file_actions=actions)
+            pid = os.posix_spawn(self.path, argv, self.env, file_actions=actions)
         finally:
             os.close(null)
         _, status = os.waitpid(pid, 0)
@@ -40,13 +41,16 @@ class Runtime:
     def last_error(self) -> str:
         """The last error the runtime logged (runc's --log-format json lines)."""
         try:
-            with open(self.log, "rb") as f:
-                lines = f.read().splitlines()
+            fd = os.open(self.log, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                lines = os.read(fd, os.fstat(fd).st_size).splitlines()
+            finally:
+                os.close(fd)
         except OSError:
             return ""
         for line in reversed(lines):
             try:
-                entry = fastjson.loads(line)
+                entry = fastjson.loads(line.decode(errors="replace"))
             except ValueError:
                 continue
             if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):

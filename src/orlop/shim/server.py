@@ -9,17 +9,27 @@ and its output is drained, the exit is written to exit.json (atomically, before
 anything else, so a daemon that was down finds it), the runtime's state is
 deleted, waiters are told, and the shim exits.
 
-Single-threaded, `selectors` + non-blocking fds; SIGCHLD arrives through the
-signal wakeup fd.
+Single-threaded, epoll + non-blocking fds; SIGCHLD arrives through the signal
+wakeup fd.
+
+Memory: shims are forked from a zygote (zygote.py) and pay for every page they
+write, and CPython writes to every object it touches (reference counts). So the
+shim touches few objects: the C layers of the standard library (`_socket`,
+`_signal`, `select.epoll`, os-level file I/O, the `_json` encoder) rather than
+their Python wrappers (socket.socket, signal.signal and selectors go through enum
+and collections.abc machinery; a text-mode open() through io and codecs).
 """
 
 from __future__ import annotations
 
+import _signal
+import _socket
 import errno
+import fcntl
 import os
-import selectors
-import signal
-import socket
+import select
+import struct
+import termios
 import time
 
 from orlop import fastjson
@@ -30,6 +40,8 @@ from orlop.shim.runtime import Runtime, RuntimeError_
 
 DRAIN_SECONDS = 2.0   # after an exit, how long output may still trickle in
 CLIENT_BUFFER = 4 << 20  # a client this far behind is dropped, never the container
+READ, WRITE = select.EPOLLIN, select.EPOLLOUT
+MSG_CMSG_CLOEXEC = 0x40000000
 
 
 class Options:
@@ -69,8 +81,9 @@ class Process:
 class Client:
     """One connection on the control socket."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
         self.inbuf = bytearray()
         self.out = bytearray()
         self.process: Process | None = None  # attached to
@@ -82,46 +95,65 @@ class Client:
 
 
 class Shim:
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, env: dict | None = None) -> None:
         self.options = options
         self.dir = options.state_dir
-        self.runtime = Runtime(options.runtime, options.runtime_root, options.state_dir)
-        self.selector = selectors.DefaultSelector()
+        self.runtime = Runtime(options.runtime, options.runtime_root, options.state_dir, env)
+        self.poller = select.epoll()
+        self.handlers: dict[int, object] = {}  # fd -> handler(fd, READ|WRITE)
         self.init = Process("", options.tty)
         self.processes: dict[str, Process] = {"": self.init}
         self.by_pid: dict[int, Process] = {}
         self.log: JsonFileLog | None = None
         self.oom_file: str | None = None
         self.oom_before = 0
-        self.clients: dict[socket.socket, Client] = {}
-        self.listener: socket.socket | None = None
+        self.clients: dict[int, Client] = {}
+        self.listener: _socket.socket | None = None
         self._wake_r = -1
+
+    def _path(self, name: str) -> str:
+        return f"{self.dir}/{name}"
+
+    # -- the poller ------------------------------------------------------------------------------
+    def _watch(self, fd: int, events: int, handler) -> None:
+        """Watch `fd` for `events` (READ|WRITE) with `handler`; 0 stops watching it."""
+        if not events:
+            if self.handlers.pop(fd, None) is not None:
+                try:
+                    self.poller.unregister(fd)
+                except OSError:
+                    pass
+        elif fd in self.handlers:
+            self.poller.modify(fd, events)
+            self.handlers[fd] = handler
+        else:
+            self.poller.register(fd, events)
+            self.handlers[fd] = handler
 
     # -- set-up ----------------------------------------------------------------------------------
     def listen(self) -> None:
-        path = os.path.join(self.dir, protocol.SOCKET)
-        if os.path.exists(path):
-            os.unlink(path)
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = self._path(protocol.SOCKET)
+        _unlink(path)
+        self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self.listener.bind(path)
         os.chmod(path, 0o600)
         self.listener.listen(64)
         self.listener.setblocking(False)
-        self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
+        self._watch(self.listener.fileno(), READ, self._accept)
         self._wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, self._reap)
+        _signal.set_wakeup_fd(wake_w)
+        _signal.signal(_signal.SIGCHLD, _ignore)
+        self._watch(self._wake_r, READ, self._reap)
 
     def create(self) -> int:
         """`runtime create` with the stdio the shim holds; returns the container's host PID."""
         o = self.options
         if o.log_path:
             self.log = JsonFileLog(o.log_path, o.log_max_size, o.log_max_file)
-        pid_file = os.path.join(self.dir, protocol.INIT_PID_FILE)
+        pid_file = self._path(protocol.INIT_PID_FILE)
         args = ["create", "--bundle", o.bundle, "--pid-file", pid_file]
         self._spawn(self.init, args, o.id, stdin=o.stdin)
-        self.init.pid = int(open(pid_file).read())
+        self.init.pid = int(_read(pid_file))
         self.by_pid[self.init.pid] = self.init
         self.oom_file, self.oom_before = _oom_counter(self.init.pid)
         return self.init.pid
@@ -130,12 +162,11 @@ class Shim:
         """Run a runtime command that starts `process` (create, or exec --detach) wired to new stdio."""
         child_fds: list[int] = []
         console = None
+        console_path = self._path("console.sock")
         try:
             if process.tty:
-                console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                console_path = os.path.join(self.dir, "console.sock")
-                if os.path.exists(console_path):
-                    os.unlink(console_path)
+                console = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+                _unlink(console_path)
                 console.bind(console_path)
                 console.listen(1)
                 args += ["--console-socket", console_path]
@@ -156,9 +187,11 @@ class Shim:
             self.runtime.run([*args, container_id], stdio)
             if console is not None:
                 console.settimeout(5)
-                conn, _ = console.accept()
-                with conn:
-                    _, fds, _, _ = socket.recv_fds(conn, 16, 1)
+                conn = _socket.socket(fileno=console._accept()[0])
+                try:
+                    fds = _recv_fds(conn)
+                finally:
+                    conn.close()
                 if not fds:
                     raise RuntimeError_("the runtime sent no terminal on the console socket")
                 process.master = fds[0]
@@ -175,10 +208,10 @@ class Shim:
                 os.close(fd)
             if console is not None:
                 console.close()
-                os.unlink(os.path.join(self.dir, "console.sock"))
+                os.unlink(console_path)
         for fd in process.outputs:
             os.set_blocking(fd, False)
-            self.selector.register(fd, selectors.EVENT_READ, self._output)
+            self._watch(fd, READ, self._output)
         if process.stdin is not None:
             os.set_blocking(process.stdin, False)
 
@@ -194,29 +227,33 @@ class Shim:
                 if self.finished() or time.monotonic() > self.init.exited_at + 2 * DRAIN_SECONDS:
                     return
                 timeout = 0.1
-            for key, mask in self.selector.select(timeout):
-                key.data(key.fileobj, mask)
+            for fd, events in self.poller.poll(-1 if timeout is None else timeout):
+                handler = self.handlers.get(fd)
+                if handler is not None:  # (an earlier handler may have stopped watching it)
+                    # hang-ups and errors are reported to both sides, as selectors does
+                    handler(fd, (READ if events & ~WRITE else 0) | (WRITE if events & ~READ else 0))
             for process in list(self.processes.values()):
                 self._maybe_finish(process)
 
-    def _accept(self, listener: socket.socket, mask: int) -> None:
+    def _accept(self, fd: int, mask: int) -> None:
         try:
-            sock, _ = listener.accept()
-        except BlockingIOError:
+            conn, _ = self.listener._accept()
+        except (BlockingIOError, InterruptedError):
             return
+        sock = _socket.socket(fileno=conn)
         sock.setblocking(False)
-        self.clients[sock] = Client(sock)
-        self.selector.register(sock, selectors.EVENT_READ, self._client_event)
+        self.clients[conn] = Client(sock)
+        self._watch(conn, READ, self._client_event)
 
-    def _client_event(self, sock: socket.socket, mask: int) -> None:
-        client = self.clients.get(sock)
+    def _client_event(self, fd: int, mask: int) -> None:
+        client = self.clients.get(fd)
         if client is None:
             return
-        if mask & selectors.EVENT_WRITE:
+        if mask & WRITE:
             self._flush(client)
-        if mask & selectors.EVENT_READ and client.reading:
+        if mask & READ and client.reading and client.fd in self.clients:
             try:
-                data = sock.recv(65536)
+                data = client.sock.recv(65536)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -235,7 +272,7 @@ class Shim:
     # -- requests --------------------------------------------------------------------------------
     def _request(self, client: Client, line: bytes, rest: bytes) -> None:
         try:
-            request = fastjson.loads(line)
+            request = fastjson.loads(line.decode())
             op = request.get("op")
             handler = getattr(self, "_op_" + str(op).replace("-", "_"), None)
             if handler is None:
@@ -264,10 +301,6 @@ class Shim:
             process.waiters.append(client)
 
     def _op_resize(self, client: Client, request: dict, rest: bytes) -> None:
-        import fcntl
-        import struct
-        import termios
-
         process = self._process(request)
         if process.master is None:
             raise ValueError("the process has no terminal")
@@ -292,17 +325,16 @@ class Shim:
             raise ValueError(f"container {self.options.id} is not running")
         spec = request["process"]
         process = Process(key, bool(spec.get("terminal")))
-        spec_path = os.path.join(self.dir, f"exec-{key}.json")
-        pid_file = os.path.join(self.dir, f"exec-{key}.pid")
-        write_atomic(spec_path, fastjson.dumps(spec).encode())
+        spec_path = self._path(f"exec-{key}.json")
+        pid_file = self._path(f"exec-{key}.pid")
+        write_atomic(spec_path, protocol.encode(spec))
         try:
             self._spawn(process, ["exec", "--detach", "--process", spec_path, "--pid-file", pid_file],
                         self.options.id, stdin=bool(request.get("stdin")))
-            process.pid = int(open(pid_file).read())
+            process.pid = int(_read(pid_file))
         finally:
             for path in (spec_path, pid_file):
-                if os.path.exists(path):
-                    os.unlink(path)
+                _unlink(path)
         self.processes[key] = process
         self.by_pid[process.pid] = process
         self._reap(None, 0)  # it may have exited already
@@ -349,22 +381,14 @@ class Shim:
             del process.stdin_pending[:written]
         if process.stdin is None:
             return
-        events = selectors.EVENT_WRITE if process.stdin_pending else 0
-        try:
-            key = self.selector.get_key(process.stdin)
-        except KeyError:
-            key = None
-        if events and key is None:
-            self.selector.register(process.stdin, events, lambda fd, mask, p=process: self._feed_stdin(p))
-        elif not events and key is not None:
-            self.selector.unregister(process.stdin)
+        if not process.stdin_pending:
+            self._watch(process.stdin, 0, None)
+        elif process.stdin not in self.handlers:
+            self._watch(process.stdin, WRITE, lambda fd, mask, p=process: self._feed_stdin(p))
 
     def _close_stdin(self, process: Process) -> None:
         if process.stdin is not None:
-            try:
-                self.selector.unregister(process.stdin)
-            except KeyError:
-                pass
+            self._watch(process.stdin, 0, None)
             os.close(process.stdin)
             process.stdin = None
             process.stdin_pending.clear()
@@ -381,7 +405,7 @@ class Shim:
                 raise
             data = b""
         if not data:
-            self.selector.unregister(fd)
+            self._watch(fd, 0, None)
             del process.outputs[fd]
             if fd != process.master:
                 os.close(fd)
@@ -427,17 +451,12 @@ class Shim:
             self._update(client)
 
     def _update(self, client: Client) -> None:
-        events = (selectors.EVENT_READ if client.reading else 0) | (selectors.EVENT_WRITE if client.out else 0)
-        try:
-            if events:
-                self.selector.modify(client.sock, events, self._client_event)
-            else:
-                self.selector.unregister(client.sock)
-        except (KeyError, ValueError):
-            pass
+        if client.fd in self.clients:  # not dropped
+            self._watch(client.fd, (READ if client.reading else 0) | (WRITE if client.out else 0),
+                        self._client_event)
 
     def _reply(self, client: Client, answer: dict, close: bool = False) -> None:
-        self._send(client, fastjson.dumps(answer).encode() + b"\n")
+        self._send(client, protocol.encode(answer) + b"\n")
         if close:
             client.reading = False
             client.closing = True
@@ -452,12 +471,9 @@ class Shim:
                 process.clients.remove(client)
             if client in process.waiters:
                 process.waiters.remove(client)
-        try:
-            self.selector.unregister(client.sock)
-        except (KeyError, ValueError):
-            pass
-        self.clients.pop(client.sock, None)
-        client.sock.close()
+        if self.clients.pop(client.fd, None) is not None:
+            self._watch(client.fd, 0, None)
+            client.sock.close()
 
     # -- exits -----------------------------------------------------------------------------------
     def _reap(self, fd, mask: int) -> None:
@@ -491,7 +507,7 @@ class Shim:
         if draining and not (process is not self.init and self.init.result is not None):
             return
         for fd in list(process.outputs):
-            self.selector.unregister(fd)
+            self._watch(fd, 0, None)
             os.close(fd)
         process.outputs = {}
         if process.master is not None:
@@ -510,7 +526,7 @@ class Shim:
             self._reply(waiter, process.result, close=True)
 
     def _send_exit(self, client: Client, process: Process) -> None:
-        self._send(client, protocol.frame(protocol.EXIT, fastjson.dumps(process.result).encode()))
+        self._send(client, protocol.frame(protocol.EXIT, protocol.encode(process.result)))
         client.reading = False
         client.closing = True
         if not client.out:
@@ -521,8 +537,7 @@ class Shim:
         if self.log is not None:
             self.log.close()
             self.log = None
-        write_atomic(os.path.join(self.dir, protocol.EXIT_FILE),
-                     fastjson.dumps({**self.init.result, "pid": self.init.pid}).encode())
+        write_atomic(self._path(protocol.EXIT_FILE), protocol.encode({**self.init.result, "pid": self.init.pid}))
         try:
             self.runtime.run(["delete", "--force", self.options.id])
         except RuntimeError_ as e:
@@ -539,19 +554,111 @@ class Shim:
 
     def close(self) -> None:
         if self.listener is not None:
-            self.selector.unregister(self.listener)
+            self._watch(self.listener.fileno(), 0, None)
             self.listener.close()
+            _unlink(self._path(protocol.SOCKET))
+
+
+def rehearse(directory: str, runtime: str = "/bin/echo", times: int = 10) -> None:
+    """A shim's first steps, `times` over, in this process, in `directory` (made and emptied
+    here), against a `runtime` that only prints its arguments: create with the log, then an
+    attach, a wait and a state request served, the output logged and sent. The zygote runs it
+    before it forks any shim: its interpreter's caches (attribute lookups), specialised bytecode
+    and the classes' shared attribute keys are then made, and its shims, which write every page
+    they change, do not write those (a quarter of their memory). The signal state is restored."""
+    os.makedirs(directory, 0o700, exist_ok=True)
+    pid_file = f"{directory}/{protocol.INIT_PID_FILE}"
+    try:
+        for _ in range(times):
+            shim = Shim(Options(id="rehearsal", bundle=directory, state_dir=directory, runtime=runtime,
+                                runtime_root=directory, log_path=f"{directory}/log"), dict(os.environ))
             try:
-                os.unlink(os.path.join(self.dir, protocol.SOCKET))
-            except FileNotFoundError:
-                pass
+                shim.listen()
+                with open(pid_file, "w") as f:  # what `create --pid-file` would have written
+                    f.write(str(os.getpid()))
+                shim.create()
+                protocol.encode({"pid": shim.init.pid, "shim_pid": os.getpid()})
+                clients = []
+                for request in ({"op": "attach", "stdout": True, "stderr": True}, {"op": "wait"}, {"op": "state"}):
+                    client = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+                    client.connect(shim._path(protocol.SOCKET))
+                    client.sendall(protocol.encode(request) + b"\n")
+                    clients.append(client)
+                deadline = time.monotonic() + 2
+                init, state = shim.init, clients[-1]
+                while init.outputs or not (init.clients and init.waiters and select.select([state], [], [], 0)[0]):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the rehearsal's requests were not served")
+                    for fd, events in shim.poller.poll(0.1):
+                        handler = shim.handlers.get(fd)
+                        if handler is not None:
+                            handler(fd, (READ if events & ~WRITE else 0) | (WRITE if events & ~READ else 0))
+                    shim._maybe_finish(init)
+                for client in clients:
+                    client.close()
+                for fd, _ in shim.poller.poll(0):
+                    handler = shim.handlers.get(fd)
+                    if handler is not None:
+                        handler(fd, READ)
+            finally:
+                for fd in list(shim.init.outputs):
+                    os.close(fd)
+                for client in list(shim.clients.values()):
+                    client.sock.close()
+                if shim.init.stdin is not None:
+                    os.close(shim.init.stdin)
+                if shim.log is not None:
+                    shim.log.close()
+                shim.close()
+                shim.poller.close()
+                if shim._wake_r >= 0:
+                    os.close(shim._wake_r)
+                    os.close(_signal.set_wakeup_fd(-1))
+                _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    finally:
+        for name in os.listdir(directory):
+            os.unlink(f"{directory}/{name}")
+        os.rmdir(directory)
+
+
+def _ignore(signum, frame) -> None:
+    """SIGCHLD's handler: it only has to interrupt the poll (through the wakeup fd)."""
+
+
+def _unlink(path: str) -> None:
+    if os.access(path, os.F_OK, follow_symlinks=False):  # (no exception in the usual case: they cost)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _read(path: str) -> bytes:
+    """A small file's content (no io/codecs layers)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _recv_fds(conn: _socket.socket) -> list[int]:
+    """The descriptors (at most one is asked for) the runtime sent on the console socket."""
+    _, ancdata, _, _ = conn.recvmsg(16, _socket.CMSG_LEN(4), MSG_CMSG_CLOEXEC)
+    fds = []
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += struct.unpack(f"{len(data) // 4}i", data[:len(data) // 4 * 4])
+    return fds
 
 
 def _oom_counter(pid: int) -> tuple[str | None, int]:
     """The file counting OOM kills in the container's memory cgroup (v1 or v2), and its value now."""
     try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            lines = f.read().splitlines()
+        lines = _read(f"/proc/{pid}/cgroup").decode().splitlines()
     except OSError:
         return None, 0
     path = None
@@ -573,10 +680,9 @@ def _oom_count(path: str | None) -> int:
     if not path:
         return 0
     try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
+        for line in _read(path).split(b"\n"):
+            if line.startswith(b"oom_kill "):
+                return int(line.split()[1])
     except OSError:
         pass
     return 0

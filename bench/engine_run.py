@@ -182,7 +182,9 @@ class Orlopd(Backend):
         return [self.daemon.proc.pid] if self.daemon.proc else []
 
     def container_pids(self) -> list[int]:
-        return pids_matching("orlop-shim", self.daemon.exec_root + "/")
+        """The shims, and the zygote they are forked from (its share counts too)."""
+        return sorted({*pids_matching("orlop-shim", self.daemon.exec_root + "/"),
+                       *pids_matching("orlop shim zygote", self.daemon.exec_root + "/")})
 
 
 class Dockerd(Backend):

@@ -257,3 +257,17 @@ def test_images_built_by_orlop_and_by_podman_run_on_the_other(daemon, tmp_path):
         assert daemon.docker("run", "--rm", "localhost/interop/podman:1").stdout == "built-by-podman\n"
     finally:
         podman.cleanup()
+
+
+def test_onbuild_triggers_shell_and_labels(daemon, tmp_path):
+    base = write_context(tmp_path / "base", {"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /onbuild\n"
+                                                           'SHELL ["/bin/sh", "-ec"]\n'})
+    build(daemon, base, "-t", "onbuild-base:1")
+    child = write_context(tmp_path / "child", {"Dockerfile": "FROM onbuild-base:1\nRUN echo $0 > /shell\n"})
+    build(daemon, child, "-t", "onbuild-child:1", "--label", "built.by=orlop")
+    out = daemon.docker("run", "--rm", "onbuild-child:1", "cat", "/onbuild", "/shell").stdout
+    assert out == "triggered\n/bin/sh\n"
+    labels = json.loads(daemon.docker("image", "inspect", "-f", "{{json .Config.Labels}}", "onbuild-child:1").stdout)
+    assert labels == {"built.by": "orlop"}
+    assert json.loads(daemon.docker("image", "inspect", "-f", "{{json .Config.OnBuild}}",
+                                    "onbuild-child:1").stdout) in (None, [])

@@ -38,7 +38,7 @@ def test_bad_configs_are_named(body, message):
     ({"NanoCpus": 10 ** 15}, "Range of CPUs"),
     ({"BlkioWeight": 5}, "blkio weight"),
     ({"OomScoreAdj": 5000}, "oom score adj"),
-    ({"Binds": ["relative:/x"]}, "invalid volume specification"),
+    ({"Binds": ["bad name!:/x"]}, "invalid characters for a local volume name"),
     ({"Binds": ["/a:rel"]}, "mount path must be absolute"),
     ({"Binds": ["/a:/b:zz"]}, "invalid mode: zz"),
     ({"Binds": ["/a"]}, "invalid volume specification"),

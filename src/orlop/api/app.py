@@ -16,6 +16,7 @@ from orlop.api.networks import NetworkRoutes
 from orlop.api.stats import StatsRoutes
 from orlop.api.streams import STANDARD_HEADERS
 from orlop.api.system import API_VERSION, MIN_API_VERSION, SystemRoutes
+from orlop.api.volumes import VolumeRoutes
 from orlop.errors import OrlopError
 
 log = logging.getLogger("orlopd")
@@ -69,6 +70,7 @@ def make_app(services) -> web.Application:
     ContainerRoutes(services.containers, services.execs, services.events).register(add)
     StatsRoutes(services.containers).register(add)
     BuildRoutes(services.builder, services.events).register(add)
+    VolumeRoutes(services.volumes, services.containers, services.events).register(add)
     NetworkRoutes(services.networks, services.containers, services.events).register(add)
     ImageRoutes(services.images, services.events, services.containers.used_images).register(add)
     app.on_response_prepare.append(_on_prepare)

@@ -33,7 +33,7 @@ class SystemRoutes:
         add("GET", "/version", self.version)
         add("GET", "/info", self.info)
         add("GET", "/events", self.stream_events)
-        for kind in ("volumes", "plugins"):
+        for kind in ("plugins",):
             add("GET", f"/{kind}/{{name}}", self.not_found(kind))
             add("GET", f"/{kind}/{{name}}/json", self.not_found(kind))
 

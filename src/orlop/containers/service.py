@@ -64,6 +64,7 @@ class ContainerService:
         self.default_runtime = default_runtime
         self.seccomp_profile = seccomp_profile
         self.networks = None  # the NetworkService, set by the daemon (None: only loopback networking)
+        self.volumes = None  # the VolumeService, set by the daemon
         self.store = ContainerStore(paths.containers)
         self.exits: dict[str, asyncio.Event] = {}     # set when a run of the container ends
         self.removed: dict[str, asyncio.Event] = {}
@@ -132,6 +133,8 @@ class ContainerService:
         if self.networks is not None:
             record["NetworkSettings"]["Networks"] = self.networks.requested(host_config,
                                                                             body.get("NetworkingConfig"))
+        if self.volumes is not None:
+            record["Mounts"] = self._volume_mounts(host_config, config)
         entry = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
         record["Path"], record["Args"] = (entry[0], entry[1:]) if entry else ("", [])
         try:
@@ -171,6 +174,58 @@ class ContainerService:
         for key in ("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce"):
             config[key] = bool(config.get(key))
         return config
+
+    def _volume_mounts(self, hc: dict, config: dict) -> list[dict]:
+        """record["Mounts"]: binds, named volumes (made if missing) and an anonymous volume
+        for each of the image's VOLUMEs nothing else covers, as dockerd lists them."""
+        mounts: list[dict] = []
+        for bind in hc.get("Binds") or []:
+            source, destination, options = validate.parse_bind(bind)
+            rw = "ro" not in options
+            mode = ",".join(options)
+            if source.startswith("/"):
+                mounts.append({"Type": "bind", "Source": source, "Destination": destination, "Mode": mode,
+                               "RW": rw, "Propagation": "rprivate"})
+            else:
+                meta = self.volumes.create(source)
+                mounts.append({"Type": "volume", "Name": source, "Source": meta["Mountpoint"],
+                               "Destination": destination, "Driver": "local", "Mode": mode or "z", "RW": rw,
+                               "Propagation": ""})
+        for mount in hc.get("Mounts") or []:
+            if mount.get("Type") == "volume":
+                options = mount.get("VolumeOptions") or {}
+                meta = self.volumes.create(mount.get("Source") or None,
+                                           options=(options.get("DriverConfig") or {}).get("Options"),
+                                           labels=options.get("Labels"), anonymous=not mount.get("Source"))
+                mounts.append({"Type": "volume", "Name": meta["Name"], "Source": meta["Mountpoint"],
+                               "Destination": mount["Target"], "Driver": "local", "Mode": "z",
+                               "RW": not mount.get("ReadOnly"), "Propagation": ""})
+            elif mount.get("Type") in ("bind", "tmpfs"):
+                mounts.append({"Type": mount["Type"], "Source": mount.get("Source", ""),
+                               "Destination": mount["Target"], "Mode": "", "RW": not mount.get("ReadOnly"),
+                               "Propagation": "rprivate" if mount["Type"] == "bind" else ""})
+        covered = {m["Destination"] for m in mounts} | set(hc.get("Tmpfs") or {})
+        for destination in sorted(config.get("Volumes") or {}):
+            if destination not in covered:
+                meta = self.volumes.create(anonymous=True)
+                mounts.append({"Type": "volume", "Name": meta["Name"], "Source": meta["Mountpoint"],
+                               "Destination": destination, "Driver": "local", "Mode": "", "RW": True,
+                               "Propagation": ""})
+        return mounts
+
+    def volume_users(self, name: str) -> list[str]:
+        return [r["Id"][:12] for r in self.store.records.values()
+                if any(m.get("Name") == name for m in r.get("Mounts") or [])]
+
+    def _populate_volumes(self, record: dict, rootfs: str) -> None:
+        from orlop.runtime.rootfs import resolve_in_root
+
+        for mount in record.get("Mounts") or []:
+            if mount.get("Type") == "volume" and self.volumes is not None:
+                with contextlib.suppress(OrlopError):
+                    meta = self.volumes.get(mount["Name"])
+                    self.volumes.populate(meta, resolve_in_root(rootfs, mount["Destination"]))
+                    mount["Source"] = self.volumes.mountpoint(meta)
 
     def sizes(self, record: dict) -> tuple[int, int]:
         """(SizeRw, SizeRootFs): the writable layer's files, and those plus the image's."""
@@ -224,6 +279,7 @@ class ContainerService:
         try:
             if self.networks is not None:
                 self.networks.plan(record)
+            self._populate_volumes(record, rootfs)
             files = self._write_etc_files(record)
             config = spec.generate(record, self._shared_namespaces(record), rootfs, files, self.seccomp_profile)
             write_atomic(os.path.join(state_dir, "config.json"), json.dumps(config).encode())
@@ -543,6 +599,13 @@ class ContainerService:
             self.images.snapshotter.remove(record["Orlop"]["Snapshot"])
         shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
         self.store.delete(cid)
+        if volumes and self.volumes is not None:  # rm -v: its anonymous volumes go too
+            for mount in record.get("Mounts") or []:
+                if mount.get("Type") == "volume":
+                    with contextlib.suppress(OrlopError):
+                        meta = self.volumes.get(mount["Name"])
+                        if meta["Orlop"].get("Anonymous") and not self.volume_users(mount["Name"]):
+                            self.volumes.remove(mount["Name"], [])
         self._event(record, "destroy")
         self.removed.setdefault(cid, asyncio.Event()).set()
         self.locks.pop(cid, None)

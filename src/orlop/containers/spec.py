@@ -199,13 +199,21 @@ def mounts(record: dict, files: dict[str, str]) -> list[dict]:
         result.append({"destination": destination, "type": "tmpfs", "source": "tmpfs", "options": opts})
     for bind in hc.get("Binds") or []:
         source, destination, options = parse_bind(bind)
+        if not source.startswith("/"):
+            continue  # a named volume: among record["Mounts"]
         if not os.path.exists(source):
             os.makedirs(source, 0o755)  # as Docker's -v does
         propagation = next((o for o in options if o.endswith(("private", "shared", "slave"))), "rprivate")
         result.append({"destination": destination, "type": "bind", "source": source,
                        "options": ["rbind", "ro" if "ro" in options else "rw", propagation]})
+    for volume in record.get("Mounts") or []:
+        if volume.get("Type") == "volume":
+            result.append({"destination": volume["Destination"], "type": "bind", "source": volume["Source"],
+                           "options": ["rbind", "rw" if volume["RW"] else "ro", "rprivate"]})
     for mount in hc.get("Mounts") or []:
         kind = mount.get("Type")
+        if kind == "volume":
+            continue  # among record["Mounts"]
         if kind == "bind":
             result.append({"destination": mount["Target"], "type": "bind", "source": mount["Source"],
                            "options": ["rbind", "ro" if mount.get("ReadOnly") else "rw", "rprivate"]})

@@ -8,11 +8,13 @@ string for a one-element list (strslice), numbers must be integers, Labels a str
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 from orlop.errors import InvalidParameter
 
 MIN_MEMORY = 6 << 20  # dockerd's floor
+VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 BIND_OPTIONS = {"ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave"}
 INT_FIELDS = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuPeriod", "CpuQuota",
               "BlkioWeight", "OomScoreAdj", "PidsLimit", "ShmSize", "MemorySwappiness", "KernelMemory")
@@ -90,9 +92,10 @@ def parse_bind(spec: str) -> tuple[str, str, list[str]]:
         raise InvalidParameter(f"invalid volume specification: '{spec}'")
     source, destination = parts[0], parts[1]
     options = [o for o in parts[2].split(",") if o] if len(parts) == 3 else []
-    if not source.startswith("/"):
-        raise InvalidParameter(f"invalid volume specification: '{spec}': named volumes are not supported yet; "
-                               f"use an absolute host path (/host/path:/container/path[:ro])")
+    if not source.startswith("/") and not VOLUME_NAME.match(source):
+        raise InvalidParameter(f"invalid volume specification: '{spec}': \"{source}\" includes invalid characters "
+                               f"for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you "
+                               f"intended to pass a host directory, use absolute path")
     if not destination.startswith("/"):
         raise InvalidParameter(f"invalid volume specification: '{spec}': invalid mount config for type \"bind\": "
                                f"invalid mount path: '{destination}' mount path must be absolute")

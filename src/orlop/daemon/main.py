@@ -32,6 +32,7 @@ from orlop.containers.seccomp_profile import find_default_profile, load_profile
 from orlop.containers.service import ContainerService, DaemonPaths
 from orlop.images.service import ImageService
 from orlop.network.service import NetworkService
+from orlop.volumes import VolumeService
 
 log = logging.getLogger("orlopd")
 DEFAULTS = {"host": "unix:///run/orlop/orlop.sock", "data-root": "/var/lib/orlop", "exec-root": "/run/orlop",
@@ -101,6 +102,8 @@ class Services:
         self.networks = NetworkService(settings["data-root"], settings["exec-root"], settings["bip"] or None)
         self.networks.containers = self.containers
         self.containers.networks = self.networks
+        self.volumes = VolumeService(settings["data-root"])
+        self.containers.volumes = self.volumes
         self.started = time.time()
 
 

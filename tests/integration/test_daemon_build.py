@@ -271,3 +271,35 @@ def test_onbuild_triggers_shell_and_labels(daemon, tmp_path):
     assert labels == {"built.by": "orlop"}
     assert json.loads(daemon.docker("image", "inspect", "-f", "{{json .Config.OnBuild}}",
                                     "onbuild-child:1").stdout) in (None, [])
+
+
+def test_heredocs_symlinked_sources_and_buildkit_only_options(daemon, tmp_path):
+    dockerfile = ("FROM busybox\nARG WHO=world\n"
+                  "RUN <<EOF\necho step one > /one\necho step two >> /one\nEOF\n"
+                  "COPY <<greeting.txt /etc/\nhello $WHO\ngreeting.txt\n"
+                  "COPY link.txt /copied/\n")
+    ctx = write_context(tmp_path, {"Dockerfile": dockerfile, "real.txt": "through the link\n"})
+    os.symlink("real.txt", os.path.join(ctx, "link.txt"))
+    build(daemon, ctx, "-t", "heredoc:1")
+    out = daemon.docker("run", "--rm", "heredoc:1", "cat", "/one", "/etc/greeting.txt", "/copied/link.txt").stdout
+    assert out == "step one\nstep two\nhello world\nthrough the link\n"
+    refused = write_context(tmp_path / "mount", {"Dockerfile": "FROM busybox\nRUN --mount=type=cache,target=/c true\n"})
+    done = build(daemon, refused, check=False)
+    assert done.returncode != 0 and "the --mount option requires BuildKit" in done.stderr
+
+
+def test_the_daemon_applies_dockerignore_to_a_raw_context(daemon):
+    """A client that sends the whole directory (curl, docker-py with custom_context) still
+    gets .dockerignore applied: excluded files are not in the context the steps see."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, text in {"Dockerfile": "FROM busybox\nCOPY . /ctx\n", ".dockerignore": "secret*\n.dockerignore\n",
+                           "secret.key": "s3cr3t", "app.txt": "app"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    buf.seek(0)
+    client = daemon.client()
+    image, _ = client.images.build(fileobj=buf, custom_context=True, tag="raw-context:1")
+    files = client.containers.run("raw-context:1", ["find", "/ctx", "-type", "f"], remove=True).decode().split()
+    assert sorted(files) == ["/ctx/Dockerfile", "/ctx/app.txt"]

@@ -68,21 +68,30 @@ class Builder:
         try:
             await asyncio.to_thread(_extract_file, context_tar, ctx)
             text = self._read_dockerfile(ctx, options.dockerfile)
+            # What .dockerignore excludes is gone before the first step (a client may send
+            # it anyway), the Dockerfile and .dockerignore too when they are excluded.
             matcher = ignore.load(ctx)
-            image_id = await self._build_stages(text, ctx, matcher, options, emit)
+            if matcher:
+                await asyncio.to_thread(build_context.prune, ctx, matcher)
+            image_id = await self._build_stages(text, ctx, options, emit)
         finally:
             shutil.rmtree(ctx, ignore_errors=True)
         return image_id
 
     @staticmethod
     def _read_dockerfile(ctx: str, name: str) -> str:
-        path = os.path.normpath(os.path.join(ctx, name))
-        if not path.startswith(ctx + os.sep) or not os.path.isfile(path):
+        """The Dockerfile, found in the context as the classic builder finds it (symlinks
+        followed, never out of the context)."""
+        try:
+            path = build_context.resolve(ctx, name)
+        except build_context.ContextError:
+            path = None
+        if path is None or not os.path.isfile(path):
             raise BuildError(f"Cannot locate specified Dockerfile: {name}")
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read()
 
-    async def _build_stages(self, text: str, ctx: str, matcher, options: Options, emit) -> str:
+    async def _build_stages(self, text: str, ctx: str, options: Options, emit) -> str:
         meta_args, stages = dockerfile.parse(text)
         if options.target:
             names = [s.name for s in stages]
@@ -108,7 +117,9 @@ class Builder:
             for inst in self._with_onbuild(state, stage.instructions):
                 step += 1
                 emit({"stream": f"Step {step}/{total} : {inst.original}\n"})
-                state = await self._step(state, inst, args, global_args, options, ctx, matcher, results, emit)
+                for warning in inst.warnings:
+                    emit({"stream": f"[Warning] line {inst.line}: {warning}\n"})
+                state = await self._step(state, inst, args, global_args, options, ctx, results, emit)
                 used_args.update(args)
             if stage.name:
                 results[stage.name.lower()] = state
@@ -155,7 +166,7 @@ class Builder:
 
     # -- one instruction -----------------------------------------------------------------------
     async def _step(self, state: State, inst, args: dict, global_args: dict, options: Options, ctx: str,
-                    matcher, results: dict, emit) -> State:
+                    results: dict, emit) -> State:
         env = {**args, **state.env()}
         keyword = inst.keyword
         if keyword == "ARG":
@@ -179,7 +190,7 @@ class Builder:
         if keyword == "RUN":
             return await self._run(state, inst, args, options, emit)
         if keyword in ("COPY", "ADD"):
-            return await self._copy(state, inst, env, options, ctx, matcher, results, emit)
+            return await self._copy(state, inst, env, options, ctx, results, emit)
         raise BuildError(f"Unknown instruction: {keyword}")
 
     def _metadata(self, state: State, inst, env: dict[str, str]) -> str:
@@ -218,7 +229,7 @@ class Builder:
                 raise BuildError(f"SHELL requires the arguments to be in JSON form (line {inst.line})")
             cfg["Shell"] = inst.json
         elif keyword == "HEALTHCHECK":
-            cfg["Healthcheck"] = _healthcheck(inst, cfg)
+            cfg["Healthcheck"] = dockerfile.healthcheck(inst)
         elif keyword == "ONBUILD":
             cfg["OnBuild"] = [*(cfg.get("OnBuild") or []), inst.args]
         elif keyword == "MAINTAINER":
@@ -238,7 +249,13 @@ class Builder:
 
     async def _run(self, state: State, inst, args: dict, options: Options, emit) -> State:
         cfg = state.run_config
-        argv = inst.json if inst.json is not None else [*(cfg.get("Shell") or DEFAULT_SHELL), inst.args]
+        for name in ("mount", "network", "security", "device"):
+            if name in inst.flags:
+                raise BuildError(f"the --{name} option requires BuildKit. Refer to "
+                                 "https://docs.docker.com/go/buildkit/ to learn how to build images with "
+                                 "BuildKit enabled")
+        argv = inst.json if inst.json is not None else \
+            [*(cfg.get("Shell") or DEFAULT_SHELL), dockerfile.shell_command(inst)]
         used = {k: v for k, v in args.items() if k not in PREDEFINED_ARGS}
         prefix = f"|{len(used)} " + " ".join(f"{k}={v}" for k, v in sorted(used.items())) + " " if used else ""
         created_by = prefix + (" ".join(argv) if inst.json is None else json.dumps(argv))
@@ -266,13 +283,10 @@ class Builder:
         emit({"stream": f" ---> {short(config)}\n"})
         return new
 
-    async def _copy(self, state: State, inst, env: dict, options: Options, ctx: str, matcher, results: dict,
+    async def _copy(self, state: State, inst, env: dict, options: Options, ctx: str, results: dict,
                     emit) -> State:
-        words = dockerfile.words(inst, env)
-        if len(words) < 2:
-            raise BuildError(f"{inst.keyword} requires at least two arguments (line {inst.line})")
-        *patterns, dest = words
-        source_root, view, downloads = ctx, None, None
+        patterns, inline, dest = dockerfile.sources_and_dest(inst, env)
+        source_root, view, scratch = ctx, None, None
         from_name = inst.flags.get("from")
         try:
             if from_name:
@@ -280,15 +294,24 @@ class Builder:
             urls = [p for p in patterns if p.startswith(("http://", "https://"))]
             if urls and inst.keyword != "ADD":
                 raise BuildError(f"source can't be a URL for COPY (line {inst.line})")
-            if urls:
-                source_root = tempfile.mkdtemp(prefix="add-url-", dir=self.work_dir)
-                downloads = source_root
-                patterns = [await _download(url, source_root) for url in urls] + \
-                    [p for p in patterns if p not in urls]
-            sources = build_context.copy_sources(source_root, patterns, None if (from_name or urls) else matcher)
-            checksum = build_context.checksum(source_root, [s for s, _ in sources])
-            chown = _chown(inst.flags.get("chown"), state, self)
-            chmod = int(inst.flags["chmod"], 8) if inst.flags.get("chmod") else None
+            if urls or inline:
+                # Downloads and heredoc sources are files of their own, never unpacked.
+                scratch = tempfile.mkdtemp(prefix="sources-", dir=self.work_dir)
+                patterns = [p for p in patterns if p not in urls]
+                extra = [await _download(url, scratch) for url in urls] + [_write_inline(scratch, n, body)
+                                                                           for n, body in inline]
+            sources = build_context.copy_sources(source_root, patterns) if patterns else []
+            if scratch is not None:
+                sources += build_context.copy_sources(scratch, extra)
+            # Files from the context become root's (or --chown's), so only their content and
+            # mode matter; from a stage or an image the owners are copied too.
+            checksum = build_context.checksum(source_root, [s for s in sources], owners=bool(from_name))
+            chown = _chown(dockerfile.flag(inst, "chown", env), state, self)
+            chmod_text = dockerfile.flag(inst, "chmod", env)
+            try:
+                chmod = int(chmod_text, 8) if chmod_text else None
+            except ValueError:
+                raise BuildError(f"invalid chmod parameter: {chmod_text!r} (line {inst.line})") from None
             created_by = f"/bin/sh -c #(nop) {inst.keyword} {'dir' if len(sources) > 1 else 'file'}:" \
                          f"{checksum.split(':')[-1]} in {dest} "
             key = self.cache.key(self._store_config(state), created_by, json.dumps([chown, chmod]))
@@ -298,7 +321,7 @@ class Builder:
             new = state.child()
             workspace = Workspace(self.snapshotter, state.chain, self.work_dir)
             try:
-                downloaded = frozenset(path for path, _ in sources if downloads and path.startswith(downloads))
+                downloaded = frozenset(path for path, _ in sources if scratch and path.startswith(scratch + "/"))
                 steps.copy_into(workspace, sources, dest, new.run_config.get("WorkingDir") or "/", chown, chmod,
                                 extract_archives=inst.keyword == "ADD", not_extracted=downloaded)
                 workspace.commit_layer(new, self.content)
@@ -307,8 +330,8 @@ class Builder:
         finally:
             if view is not None:
                 view.discard()
-            if downloads is not None:
-                shutil.rmtree(downloads, ignore_errors=True)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         new.record(created_by, empty_layer=False)
         config = self._store_config(new)
         self.cache.put(key, {"config": config, "layers": new.layers, "chain": new.chain})
@@ -379,6 +402,16 @@ async def _download(url: str, directory: str) -> str:
     return name
 
 
+def _write_inline(directory: str, name: str, body: str) -> str:
+    """A heredoc source of COPY/ADD (<<EOF), as a file named after its marker."""
+    if "/" in name or name in (".", ".."):
+        raise BuildError(f"invalid heredoc name {name!r}")
+    with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+        f.write(body)
+    os.chmod(os.path.join(directory, name), 0o644)
+    return name
+
+
 def _extract_file(path: str, dest: str) -> None:
     with open(path, "rb") as f:
         build_context.extract(f, dest)
@@ -390,37 +423,6 @@ def _nop_text(inst) -> str:
     if inst.keyword in ("CMD", "ENTRYPOINT"):
         return f'{inst.keyword} ["/bin/sh" "-c" {json.dumps(inst.args)}]'
     return f"{inst.keyword} {inst.args}"
-
-
-def _healthcheck(inst, cfg: dict) -> dict:
-    if inst.args.strip().upper() == "NONE":
-        return {"Test": ["NONE"]}
-    body = inst.args
-    flags = inst.flags
-    cmd_part = body.split(None, 1)
-    if not cmd_part or cmd_part[0].upper() != "CMD":
-        raise BuildError(f"Unknown type for HEALTHCHECK (line {inst.line}): use CMD or NONE")
-    rest = cmd_part[1] if len(cmd_part) > 1 else ""
-    try:
-        test = ["CMD", *json.loads(rest)] if rest.lstrip().startswith("[") else ["CMD-SHELL", rest]
-    except ValueError:
-        test = ["CMD-SHELL", rest]
-    check = {"Test": test}
-    for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
-                      ("start-interval", "StartInterval")):
-        if flags.get(flag):
-            check[key] = _duration_ns(flags[flag])
-    if flags.get("retries"):
-        check["Retries"] = int(flags["retries"])
-    return check
-
-
-def _duration_ns(text: str) -> int:
-    units = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            return int(float(text[:-len(unit)]) * units[unit])
-    raise BuildError(f"invalid duration {text!r}")
 
 
 def _chown(value: str | None, state: State, builder: Builder) -> tuple[int, int] | None:

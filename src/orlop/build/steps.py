@@ -156,7 +156,10 @@ def copy_into(workspace: Workspace, sources: list[tuple[str, str]], dest: str, w
     target = dest if dest.startswith("/") else os.path.join(workdir or "/", dest)
     to_dir = dest.endswith("/") or len(sources) > 1 or dest in (".", "./")
     uid, gid = chown or (0, 0)
-    for source, _name in sources:
+    for source, name in sources:
+        # A source is named as the Dockerfile names it: a symlink given as the source is
+        # followed for its content but keeps its own name.
+        base_name = os.path.basename(name.rstrip("/")) or os.path.basename(source)
         st = os.lstat(source)
         if stat.S_ISDIR(st.st_mode):
             base = resolve_in_root(workspace.root, target)
@@ -167,10 +170,10 @@ def copy_into(workspace: Workspace, sources: list[tuple[str, str]], dest: str, w
             os.makedirs(base, exist_ok=True)
             _extract(source, base)
             continue
-        path = os.path.join(target, os.path.basename(source)) if to_dir else target
+        path = os.path.join(target, base_name) if to_dir else target
         host = resolve_in_root(workspace.root, path)
         if os.path.isdir(host) and not os.path.islink(host):
-            host = os.path.join(host, os.path.basename(source))
+            host = os.path.join(host, base_name)
         _make_parents(os.path.dirname(host), workspace.root, uid, gid)
         _copy_entry(source, host, uid, gid, chmod)
 

@@ -86,3 +86,33 @@ def test_prune_and_docker_py(daemon):
         assert "no such volume" in str(caught.value)
     finally:
         client.close()
+
+
+def test_volumes_from_shares_volumes_and_binds_with_their_modes(daemon, tmp_path):
+    host_dir = tmp_path / "shared"
+    host_dir.mkdir()
+    daemon.docker("create", "--name", "vf-source", "-v", "vf-data:/data", "-v", f"{host_dir}:/host",
+                  "busybox", "true")
+    try:
+        daemon.docker("run", "--rm", "--volumes-from", "vf-source", "busybox", "sh", "-c",
+                      "echo from-volume > /data/f && echo from-bind > /host/g")
+        assert (host_dir / "g").read_text() == "from-bind\n"
+        out = daemon.docker("run", "--rm", "--volumes-from", "vf-source:ro", "busybox", "sh", "-c",
+                            "cat /data/f; touch /data/x 2>/dev/null || echo refused").stdout
+        assert out == "from-volume\nrefused\n"
+        mounts = json.loads(daemon.docker("create", "--volumes-from", "vf-source:ro", "busybox",
+                                          "true").stdout and daemon.docker(
+            "inspect", "-f", "{{json .Mounts}}", daemon.docker("ps", "-lq").stdout.strip()).stdout)
+        assert {m["Destination"]: m["RW"] for m in mounts} == {"/data": False, "/host": False}
+        # A 404, as dockerd answers (on which the docker CLI, like with dockerd, tries a pull).
+        api = daemon.client().api
+        for source, message in (("no-such-container", "No such container: no-such-container"),
+                                ("vf-source:rx", "invalid mode for volumes-from: rx")):
+            with pytest.raises(Exception) as caught:
+                api.create_container("busybox", "true",
+                                     host_config=api.create_host_config(volumes_from=[source]))
+            assert message in str(caught.value)
+        assert daemon.docker("volume", "rm", "vf-data", check=False).returncode != 0  # in use
+    finally:
+        daemon.docker("rm", "-f", *daemon.docker("ps", "-aq").stdout.split(), check=False)
+        daemon.docker("volume", "rm", "vf-data", check=False)

@@ -205,6 +205,10 @@ class ContainerService:
                                "Destination": mount["Target"], "Mode": "", "RW": not mount.get("ReadOnly"),
                                "Propagation": "rprivate" if mount["Type"] == "bind" else ""})
         covered = {m["Destination"] for m in mounts} | set(hc.get("Tmpfs") or {})
+        for inherited in self._volumes_from(hc.get("VolumesFrom") or []):
+            if inherited["Destination"] not in covered:
+                mounts.append(inherited)
+                covered.add(inherited["Destination"])
         for destination in sorted(config.get("Volumes") or {}):
             if destination not in covered:
                 meta = self.volumes.create(anonymous=True)
@@ -212,6 +216,25 @@ class ContainerService:
                                "Destination": destination, "Driver": "local", "Mode": "", "RW": True,
                                "Propagation": ""})
         return mounts
+
+    def _volumes_from(self, sources: list[str]) -> list[dict]:
+        """--volumes-from c[:ro|rw]: the volumes and binds of another container at the same
+        places, read-only or read-write as asked, else as they are there."""
+        inherited: list[dict] = []
+        for entry in sources:
+            ref, _, mode = entry.partition(":")
+            if mode not in ("", "ro", "rw"):
+                raise InvalidParameter(f"invalid mode for volumes-from: {mode}")
+            source = self.store.get(ref)
+            for mount in source.get("Mounts") or []:
+                if mount.get("Type") not in ("volume", "bind"):
+                    continue
+                copied = dict(mount)
+                if mode:
+                    copied["RW"] = mode == "rw"
+                    copied["Mode"] = mode
+                inherited.append(copied)
+        return inherited
 
     def volume_users(self, name: str) -> list[str]:
         return [r["Id"][:12] for r in self.store.records.values()
@@ -417,14 +440,18 @@ class ContainerService:
         record = self.store.records.get(cid)
         if record is None:
             return
+        if self.networks is not None:
+            await self.networks.release(record)
+        if self.store.records.get(cid) is not record:
+            return  # removed meanwhile
+        # From here to the save, nothing awaits: a client that sees the container stopped
+        # (wait, inspect) and removes it at once must not have the record saved back after.
         state = record["State"]
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                      ExitCode=result.get("exit_code", 255), OOMKilled=bool(result.get("oom_killed")),
                      FinishedAt=result.get("finished_at") or now())
         self._unmount_rootfs(os.path.join(self.store.dir(cid), "rootfs"))
         shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
-        if self.networks is not None:
-            await self.networks.release(record)
         restart = self._should_restart(record)
         if restart:
             state["Restarting"] = True

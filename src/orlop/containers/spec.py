@@ -206,8 +206,12 @@ def mounts(record: dict, files: dict[str, str]) -> list[dict]:
         propagation = next((o for o in options if o.endswith(("private", "shared", "slave"))), "rprivate")
         result.append({"destination": destination, "type": "bind", "source": source,
                        "options": ["rbind", "ro" if "ro" in options else "rw", propagation]})
+    own_binds = {parse_bind(b)[1] for b in hc.get("Binds") or []} | \
+        {m["Target"] for m in hc.get("Mounts") or [] if m.get("Type") == "bind"}
     for volume in record.get("Mounts") or []:
-        if volume.get("Type") == "volume":
+        # Volumes, and binds inherited with --volumes-from (the container's own are above).
+        if volume.get("Type") == "volume" or (volume.get("Type") == "bind" and
+                                              volume["Destination"] not in own_binds):
             result.append({"destination": volume["Destination"], "type": "bind", "source": volume["Source"],
                            "options": ["rbind", "rw" if volume["RW"] else "ro", "rprivate"]})
     for mount in hc.get("Mounts") or []:

@@ -8,6 +8,7 @@ import logging
 
 from aiohttp import web
 
+from orlop.api.archive import ArchiveRoutes
 from orlop.api.build import BuildRoutes
 from orlop.api.common import error_response
 from orlop.api.containers import ContainerRoutes
@@ -17,6 +18,7 @@ from orlop.api.stats import StatsRoutes
 from orlop.api.streams import STANDARD_HEADERS
 from orlop.api.system import API_VERSION, MIN_API_VERSION, SystemRoutes
 from orlop.api.volumes import VolumeRoutes
+from orlop.containers.files import ContainerFiles
 from orlop.errors import OrlopError
 
 log = logging.getLogger("orlopd")
@@ -69,6 +71,7 @@ def make_app(services) -> web.Application:
     SystemRoutes(services.containers, services.events, services.started).register(add)
     ContainerRoutes(services.containers, services.execs, services.events).register(add)
     StatsRoutes(services.containers).register(add)
+    ArchiveRoutes(ContainerFiles(services.containers)).register(add)
     BuildRoutes(services.builder, services.events).register(add)
     VolumeRoutes(services.volumes, services.containers, services.events).register(add)
     NetworkRoutes(services.networks, services.containers, services.events).register(add)

@@ -84,6 +84,8 @@ class ContainerService:
                  **(record["Config"].get("Labels") or {}), **extra}
         self.events.emit("container", action, record["Id"], attrs)
 
+    event = _event  # for the services beside this one (files, commit)
+
     def runtime_path(self, name: str) -> str:
         try:
             return self.runtimes[name]

@@ -211,6 +211,74 @@ def test_run_options_reach_the_process(daemon, tmp_path):
     assert tmpfs.returncode == 0
 
 
+def test_mount_flag(daemon, tmp_path):
+    (tmp_path / "f").write_text("bound\n")
+    done = daemon.orlop(
+        "run", "--rm", "--mount", f"type=bind,source={tmp_path},target=/b,readonly", "--mount",
+        "type=volume,src=cli-mount-vol,dst=/v", "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m", "busybox", "sh", "-c",
+        "cat /b/f; touch /b/x 2>/dev/null || echo ro; echo kept > /v/k; grep ' /t ' /proc/mounts | cut -d' ' -f3")
+    assert done.stdout == "bound\nro\ntmpfs\n"
+    assert daemon.orlop("run", "--rm", "-v", "cli-mount-vol:/v", "busybox", "cat", "/v/k").stdout == "kept\n"
+    daemon.orlop("volume", "rm", "cli-mount-vol")
+    assert "cli-mount-vol" not in daemon.orlop("volume", "ls", "-q").stdout.split()
+
+
+def test_volume_commands(daemon):
+    assert daemon.orlop("volume", "create", "--label", "team=a", "cli-vol").stdout == "cli-vol\n"
+    listing = daemon.orlop("volume", "ls").stdout.splitlines()
+    assert listing[0].split() == ["DRIVER", "VOLUME", "NAME"] and ["local", "cli-vol"] in [line.split() for line in listing]
+    assert daemon.orlop("volume", "inspect", "-f", "{{.Labels.team}} {{.Driver}}", "cli-vol").stdout == "a local\n"
+    missing = daemon.orlop("volume", "inspect", "no-such-volume", check=False)
+    assert missing.returncode == 1 and missing.stderr.startswith("Error response from daemon:")
+    daemon.orlop("run", "--rm", "-v", "cli-vol:/v", "busybox", "true")
+    anonymous = daemon.orlop("volume", "create").stdout.strip()
+    pruned = daemon.orlop("volume", "prune", "-f").stdout
+    assert pruned.startswith("Deleted Volumes:\n") and anonymous in pruned and "cli-vol" not in pruned
+    assert daemon.orlop("volume", "rm", "cli-vol").stdout == "cli-vol\n"
+    assert daemon.orlop("volume", "ls", "-q").stdout.split() == []
+
+
+def test_network_commands_and_a_network_shared_by_name(daemon):
+    nid = daemon.orlop("network", "create", "--subnet", "10.87.0.0/24", "--label", "x=y", "cli-net").stdout.strip()
+    try:
+        assert len(nid) == 64
+        rows = [line.split() for line in daemon.orlop("network", "ls").stdout.splitlines()]
+        assert rows[0] == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"] and [nid[:12], "cli-net", "bridge", "local"] in rows
+        assert daemon.orlop("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Labels.x}}",
+                            "cli-net").stdout == "10.87.0.0/24 y\n"
+        daemon.orlop("run", "-d", "--name", "cli-net-server", "--network", "cli-net", "busybox", "sleep", "100")
+        ping = daemon.orlop("run", "--rm", "--network", "cli-net", "busybox", "ping", "-c", "1", "-W", "3",
+                            "cli-net-server")
+        assert "10.87.0." in ping.stdout and " 0% packet loss" in ping.stdout
+        daemon.orlop("run", "-d", "--name", "cli-net-late", "busybox", "sleep", "100")
+        daemon.orlop("network", "connect", "--alias", "late", "cli-net", "cli-net-late")
+        addresses = daemon.orlop("exec", "cli-net-late", "ip", "-4", "-o", "addr").stdout
+        assert "10.87.0." in addresses
+        daemon.orlop("network", "disconnect", "cli-net", "cli-net-late")
+        assert "10.87.0." not in daemon.orlop("exec", "cli-net-late", "ip", "-4", "-o", "addr").stdout
+        busy = daemon.orlop("network", "rm", "cli-net", check=False)
+        assert busy.returncode == 1 and "Error response from daemon:" in busy.stderr
+    finally:
+        daemon.orlop("rm", "-f", "cli-net-server", "cli-net-late", check=False)
+    assert daemon.orlop("network", "rm", "cli-net").stdout == "cli-net\n"
+    assert daemon.orlop("network", "rm", "-f", "cli-net").returncode == 0
+    daemon.orlop("network", "create", "cli-net-unused")
+    assert "cli-net-unused" in daemon.orlop("network", "prune", "-f").stdout
+
+
+@pytest.mark.skipif(not os.path.exists(DOCKER), reason="no docker CLI")
+@pytest.mark.parametrize("value", ["foo", "type=bind,src=/tmp", "type=volume,target=/x,tmpfs-size=1m",
+                                   "type=bind,src=/a,dst=/b,bogus=1", "type=tmpfs,dst=/t,tmpfs-size=abc",
+                                   'type=bind,"src=/a', 'type=bind,a"b', 'type=bind,"ab"c', 'x,"y'])
+def test_bad_mount_flags_are_refused_as_docker_refuses_them(tmp_path, value):
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock", "ORLOP_HOST": "unix:///nonexistent.sock",
+           "DOCKER_CONFIG": str(tmp_path)}
+    done = [subprocess.run([cli, "run", "--mount", value, "busybox", "true"], capture_output=True, text=True,
+                           env=env, timeout=30) for cli in (DOCKER, ORLOP)]
+    assert done[1].returncode == done[0].returncode == 125
+    assert done[1].stderr.splitlines()[0] == done[0].stderr.splitlines()[0]
+
+
 def test_stdin_is_copied_and_closed_with_i(daemon):
     done = daemon.orlop("run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo end", input="line1\nline2\n")
     assert done.stdout == "line1\nline2\nend\n"
@@ -486,6 +554,9 @@ class _RecordingServer:
      "--dns", "8.8.8.8", "--shm-size", "1g", "--sysctl", "net.ipv4.ip_forward=1", "--log-opt", "max-size=1m",
      "--memory-swap", "-1", "--oom-score-adj", "10", "busybox"],
     ["run", "-i", "--entrypoint", "", "busybox", "cat"],
+    ["run", "--mount", "type=bind,src=/tmp,dst=/data,readonly,bind-propagation=rslave", "--mount",
+     "type=volume,source=v1,target=/v,volume-nocopy,volume-opt=type=tmpfs,volume-label=b=2,volume-label=a=1",
+     "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770", "--mount", "target=/anon,ro=false", "busybox"],
     ["run", "-a", "stdout", "--network", "mynet", "--network-alias", "web", "busybox", "true"],
     ["create", "-i", "--name", "c1", "busybox"],
     ["exec", "-e", "A=1", "-w", "/w", "-u", "u", "--privileged", "c1", "ls", "-l"],

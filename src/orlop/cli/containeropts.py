@@ -49,6 +49,7 @@ RUN_FLAGS = [
     flag("--memory-swap", "string", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
          metavar="bytes"),
     flag("--memory-swappiness", "int", "Tune container memory swappiness (0 to 100)", -1),
+    flag("--mount", "list", "Attach a filesystem mount to the container", metavar="mount"),
     flag("--name", "string", "Assign a name to the container"),
     flag("--network, --net", "string", "Connect a container to a network", metavar="network"),
     flag("--network-alias", "list", "Add network-scoped alias for the container"),
@@ -261,6 +262,19 @@ def _tmpfs(values: list[str]) -> dict[str, str] | None:
     return dict(sorted(out.items())) or None
 
 
+def _mounts(values: list[str]) -> list[dict]:
+    from orlop.cli import mountopt
+
+    found = []
+    for value in values or []:
+        try:
+            found.append(mountopt.parse(value))
+        except UsageError as e:
+            quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'  # Go's %q
+            raise UsageError(f'invalid argument {quoted} for "--mount" flag: {e}') from None
+    return found
+
+
 def _volumes(values: list[str]) -> tuple[list[str] | None, dict]:
     binds: list[str] = []
     anonymous: dict = {}
@@ -434,6 +448,10 @@ def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] 
         "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None,
         "ReadonlyPaths": None,
     })
+    mounts = _mounts(opts.mount)
+    if mounts:  # where the docker CLI puts them: after the resources, before MaskedPaths
+        masked, read_only = host.pop("MaskedPaths"), host.pop("ReadonlyPaths")
+        host.update(Mounts=mounts, MaskedPaths=masked, ReadonlyPaths=read_only)
     if opts.init:
         host["Init"] = True
     body = dict(config)

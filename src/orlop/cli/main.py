@@ -45,6 +45,11 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         **{name: COMMANDS[name] for name in ("pull", "push", "tag", "save", "load", "history", "build")},
         "inspect": ("commands.system", "image_inspect"), "prune": ("commands.images", "prune"),
     },
+    "volume": {name: ("commands.volumes", name) for name in ("create", "ls", "inspect", "rm", "prune")} | {
+        "list": ("commands.volumes", "ls"), "remove": ("commands.volumes", "rm")},
+    "network": {name: ("commands.networks", name) for name in ("create", "ls", "inspect", "rm", "connect",
+                                                                "disconnect", "prune")} | {
+        "list": ("commands.networks", "ls"), "remove": ("commands.networks", "rm")},
     "system": {
         "info": COMMANDS["info"], "events": COMMANDS["events"], "prune": ("commands.system", "prune"),
     },
@@ -107,7 +112,8 @@ def usage() -> str:
     common = ("run", "exec", "ps", "images", "pull", "push", "login", "logout", "version", "info")
     lines += [f"  {name.ljust(11)} {SUMMARIES[name]}" for name in common]
     lines += ["", "Management Commands:", "  container   Manage containers", "  image       Manage images",
-              "  system      Manage orlop", "", "Commands:"]
+              "  network     Manage networks", "  system      Manage orlop", "  volume      Manage volumes", "",
+              "Commands:"]
     lines += [f"  {name.ljust(11)} {SUMMARIES[name]}" for name in sorted(SUMMARIES) if name not in common]
     lines += ["", "Global Options:",
               "      --config string   Location of client config files (default \"~/.docker\")",

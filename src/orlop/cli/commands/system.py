@@ -241,6 +241,11 @@ def _inspect(cli, names: list[str], kind: str | None, fmt: str | None, size: boo
     return 0
 
 
+def inspect_kind(cli, names: list[str], kind: str, fmt: str | None) -> int:
+    """`orlop volume inspect`, `network inspect`: inspect of one kind of object."""
+    return _inspect(cli, names, kind, fmt, False)
+
+
 @command(INSPECT_SPEC)
 def inspect(cli, opts, args):
     return _inspect(cli, args, opts.type, opts.format, opts.size)

@@ -12,6 +12,7 @@ from orlop.api.archive import ArchiveRoutes
 from orlop.api.build import BuildRoutes
 from orlop.api.common import error_response
 from orlop.api.containers import ContainerRoutes
+from orlop.api.explain import ExplainRoutes
 from orlop.api.images import ImageRoutes
 from orlop.api.networks import NetworkRoutes
 from orlop.api.stats import StatsRoutes
@@ -72,6 +73,7 @@ def make_app(services) -> web.Application:
     ContainerRoutes(services.containers, services.execs, services.events).register(add)
     StatsRoutes(services.containers).register(add)
     ArchiveRoutes(ContainerFiles(services.containers)).register(add)
+    ExplainRoutes(services.containers, services.images).register(add)
     BuildRoutes(services.builder, services.events).register(add)
     VolumeRoutes(services.volumes, services.containers, services.events).register(add)
     NetworkRoutes(services.networks, services.containers, services.events).register(add)

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("commands.registry", "login"), "logout": ("commands.registry", "logout"),
     "info": ("commands.system", "info"), "version": ("commands.system", "version"),
     "events": ("commands.system", "events"), "inspect": ("commands.system", "inspect"),
+    "explain": ("commands.explain", "explain"),
 }
 
 # management commands: `orlop container ls` -> ps, …
@@ -74,6 +75,7 @@ SUMMARIES = {
     "container", "unpause": "Unpause all processes within one or more containers",
     "wait": "Block until one or more containers stop, then print their exit codes",
     "history": "Show the history of an image",
+    "explain": "Show how a container is isolated, or what an image's layers hold",
 }
 
 

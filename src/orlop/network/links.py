@@ -128,14 +128,19 @@ def loopback_up(netns_path: str) -> None:
 
 
 def interfaces(netns_path: str) -> list[dict]:
-    """[{ifname, mac, addresses: ["a.b.c.d/nn"]}] of a namespace (for inspection and tests)."""
+    """[{ifname, index, mac, state, mtu, kind, addresses: ["a.b.c.d/nn", "fe80::…/64"]}] of a
+    namespace, as `ip -n <ns> addr` shows it (for explain, inspection and tests). Call it off
+    the event loop's thread: the calling thread enters the namespace for the duration."""
     out = []
     with _netns(netns_path) as ns:
         addresses: dict[int, list[str]] = {}
-        for a in ns.get_addr(family=2):
+        for a in ns.get_addr():
             addresses.setdefault(a["index"], []).append(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
         for link in ns.get_links():
-            out.append({"ifname": link.get_attr("IFLA_IFNAME"), "mac": link.get_attr("IFLA_ADDRESS"),
+            info = link.get_attr("IFLA_LINKINFO")
+            out.append({"ifname": link.get_attr("IFLA_IFNAME"), "index": link["index"],
+                        "mac": link.get_attr("IFLA_ADDRESS"), "state": link.get_attr("IFLA_OPERSTATE"),
+                        "mtu": link.get_attr("IFLA_MTU"), "kind": info.get_attr("IFLA_INFO_KIND") if info else None,
                         "addresses": addresses.get(link["index"], [])})
     return out
 

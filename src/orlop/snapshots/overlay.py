@@ -252,6 +252,12 @@ class OverlaySnapshotter:
             return Usage(*s["usage"])
         return _disk_usage(self._fs(s["id"]))
 
+    def keys_by_dir(self) -> dict[str, str]:
+        """{layer directory (what lowerdir/upperdir name): snapshot key} of every snapshot:
+        how a mount's directories are traced back to chain IDs."""
+        with self._locked() as meta:
+            return {self._fs(s["id"]): key for key, s in meta["snapshots"].items()}
+
     def upper_path(self, key: str) -> str:
         """The directory an active snapshot's changes live in: where a layer is unpacked."""
         with self._locked() as meta:

@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import subprocess
 import tarfile
 import time
@@ -430,3 +431,14 @@ def test_the_api_route_and_unknown_names(daemon, default_container):
     done = orlop(daemon, "explain", "nosuch", check=False)
     assert done.returncode == 1 and "No such container or image: nosuch" in done.stderr
     assert orlop(daemon, "explain", "--type", "image", "busybox").stdout.startswith("IMAGE")
+
+
+@pytest.mark.skipif(not shutil.which("runc"), reason="runc is not installed")
+def test_runc_state_file_is_found_and_read(daemon):
+    """Under runc the state file is runc's own: the same keys, in the daemon's root for runc."""
+    cid, pid = run(daemon, "--runtime", "runc", "busybox", "sleep", "1000")
+    state = explain(daemon, cid)["process"]["runtime_state"]
+    assert state["path"] == os.path.join(daemon.exec_root, "runtime", "runc", cid, "state.json")
+    with open(state["path"]) as f:
+        assert json.load(f)["init_process_pid"] == pid == state["init_process_pid"]
+    assert state["namespace_paths"]["NEWPID"] == f"/proc/{pid}/ns/pid"

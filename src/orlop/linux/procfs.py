@@ -173,6 +173,3 @@ def command_line(pid: int) -> str:
     except OSError:
         return "?"
 
-
-def parse_cap_mask(text: str) -> int:
-    return int(text, 16)

@@ -100,7 +100,9 @@ def explain_container(service, ref: str) -> dict:
     if host_pid:
         try:
             answer.update(_running_parts(service, record, host_pid, image_layers, keys_by_dir))
-        except (FileNotFoundError, ProcessLookupError):
+        except OSError:
+            if os.path.exists(f"/proc/{host_pid}"):
+                raise
             host_pid = 0  # it exited while we read: explain what is left instead
             answer["status"] = "exited"
     if not host_pid:

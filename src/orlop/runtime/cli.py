@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, list[str], str]] = {
                               "preserve-fds=", "cgroup=", "ignore-paused", "no-subreaper"],
              "<container-id> <command> [args...]"),
     "pause": ("", [], "<container-id>"),
+    # runc's flags; cpu-shares is accepted for cpu-share, as crun does (kernel-memory*: ignored, warned about)
+    "update": ("r:", ["resources=", "blkio-weight=", "cpu-period=", "cpu-quota=", "cpu-burst=", "cpu-share=",
+                      "cpu-shares=", "cpu-rt-period=", "cpu-rt-runtime=", "cpuset-cpus=", "cpuset-mems=", "cpu-idle=",
+                      "kernel-memory=", "kernel-memory-tcp=", "memory=", "memory-reservation=", "memory-swap=",
+                      "pids-limit=", "l3-cache-schema=", "mem-bw-schema="], "<container-id>"),
     "resume": ("", [], "<container-id>"),
     "spec": ("b:", ["bundle=", "rootless"], ""),
     "features": ("", [], ""),
@@ -57,6 +62,7 @@ commands:
   exec     run a new process in a running container
   pause    freeze all processes of a container
   resume   thaw a paused container
+  update   change the resource limits of a container (runc's flags, or -r resources.json|-)
   spec     write a default config.json (--rootless for an unprivileged user)
   features print the features this runtime supports, as JSON
 
@@ -229,7 +235,7 @@ def _long_name(flag: str, short: str, longs: list[str]) -> str:
         return flag[2:]
     letter = flag[1]
     aliases = {"b": "bundle", "d": "detach", "a": "all", "f": "force", "q": "quiet", "e": "env", "t": "tty",
-               "u": "user", "g": "additional-gids", "p": "process", "c": "cap"}
+               "u": "user", "g": "additional-gids", "p": "process", "c": "cap", "r": "resources"}
     name = aliases[letter]
     if letter == "f" and "format=" in longs:
         name = "format"

@@ -106,6 +106,35 @@ def cmd_resume(g, options: Options, positional: list[str]) -> int:
     return 0
 
 
+def cmd_update(g, options: Options, positional: list[str]) -> int:
+    from orlop.runtime.update_resources import UpdateError, delta_from_options
+
+    if len(positional) != 1:
+        raise RuntimeFailure(f'"update" requires exactly 1 argument(s), got {len(positional)}: <container-id>')
+    state = ContainerState.load(g.root, positional[0])
+    try:
+        delta, warnings = delta_from_options(options, _read_resources)
+    except UpdateError as e:
+        raise RuntimeFailure(str(e)) from None
+    if warnings:
+        from orlop.runtime.log import log_warning
+
+        for warning in warnings:
+            log_warning(g.log, g.log_format, warning)
+    container.update(state, delta)
+    return 0
+
+
+def _read_resources(path: str):
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+        return fastjson.loads(data)
+    except OSError as e:
+        raise RuntimeFailure(f"--resources {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise RuntimeFailure(f"--resources {path}: not valid JSON: {e}") from None
+
+
 def cmd_list(g, options: Options, positional: list[str]) -> int:
     rows = []
     for container_id in list_ids(g.root):

@@ -1,5 +1,5 @@
 """A created container and the verbs after `create`: status, start, kill,
-pause/resume, delete.
+pause/resume, update, delete.
 
 Status follows runc: `created` while the init waits on exec.fifo, `running`
 after start, `paused` when its cgroup is frozen, `stopped` once the init (the
@@ -107,6 +107,41 @@ def _freezer(state: ContainerState):
         raise InvalidState(f"container {state.id} has no freezer cgroup (a rootless container without a "
                            "delegated cgroup, or a host without the freezer controller): cannot pause")
     return cgroup
+
+
+def update(state: ContainerState, delta: dict) -> None:
+    """Apply a LinuxResources delta to a created, running or paused container's cgroup and
+    keep the merged resources in its config.json (for `state` and the next update).
+
+    Only the sections the delta touches are written, with their merged values; if the
+    kernel refuses a value, what was written is put back (as runc does).
+    """
+    from orlop.runtime.update_resources import merge, to_apply
+
+    if status(state) == STOPPED:
+        raise InvalidState("container not running")
+    if not state.cgroup_paths:
+        raise InvalidState(f"container {state.id} has no cgroup (a rootless container without a delegated "
+                           "cgroup): its resources cannot be updated")
+    config = state.config
+    linux = config.setdefault("linux", {})
+    current = linux.get("resources") or {}
+    merged = merge(current, delta)
+    writes = to_apply(merged, delta)
+    if not writes:
+        return
+    cgroup = load_manager(state.cgroup_paths)
+    try:
+        cgroup.apply(writes)
+    except OSError:
+        previous = {name: current[name] for name in writes if name in current and name != "unified"}
+        try:
+            cgroup.apply(previous)
+        except OSError:
+            pass  # the first error is the one to report
+        raise
+    linux["resources"] = merged
+    state.save_config(config)
 
 
 def delete(state: ContainerState, force: bool = False) -> None:

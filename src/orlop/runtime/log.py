@@ -11,9 +11,17 @@ def log_error(path: str, log_format: str, message: str) -> None:
     _append(path, _format(log_format, "error", message))
 
 
+def log_warning(path: str | None, log_format: str, message: str) -> None:
+    """A warning: to the --log file, or stderr without one (as runc's logrus.Warnf)."""
+    _log(path, _format(log_format, "warning", message))
+
+
 def log_debug(path: str | None, log_format: str, message: str) -> None:
     """--debug: to the --log file, or stderr without one (as runc)."""
-    line = _format(log_format, "debug", message)
+    _log(path, _format(log_format, "debug", message))
+
+
+def _log(path: str | None, line: str) -> None:
     if path:
         _append(path, line)
     else:

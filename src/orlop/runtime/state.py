@@ -101,6 +101,11 @@ class ContainerState:
         record = {name: getattr(self, name) for name in self._PERSISTED}
         write_atomic(os.path.join(self.dir, STATE_FILE), fastjson.dumps(record).encode())
 
+    def save_config(self, config: dict) -> None:
+        """Replace the kept config.json (`update` changes linux.resources)."""
+        write_atomic(os.path.join(self.dir, CONFIG_FILE), fastjson.dumps(config).encode())
+        self._config, self._config_raw = config, None
+
     @classmethod
     def load(cls, root: str, container_id: str) -> ContainerState:
         validate_id(container_id)

@@ -83,6 +83,7 @@ class ContainerRoutes:
         add("POST", "/containers/{id}/pause", self.pause)
         add("POST", "/containers/{id}/unpause", self.unpause)
         add("POST", "/containers/{id}/rename", self.rename)
+        add("POST", "/containers/{id}/update", self.update)
         add("POST", "/containers/{id}/wait", self.wait)
         add("POST", "/containers/{id}/attach", self.attach)
         add("POST", "/containers/{id}/resize", self.resize)
@@ -97,8 +98,9 @@ class ContainerRoutes:
     # -- lifecycle -------------------------------------------------------------------------------
     async def create(self, request: web.Request) -> web.Response:
         body = await json_body(request)
-        record = await self.containers.create(body, request.query.get("name"))
-        return json_response({"Id": record["Id"], "Warnings": []}, status=201)
+        warnings: list[str] = []
+        record = await self.containers.create(body, request.query.get("name"), warnings)
+        return json_response({"Id": record["Id"], "Warnings": warnings}, status=201)
 
     async def start(self, request: web.Request) -> web.Response:
         await self.containers.start(request.match_info["id"])
@@ -130,6 +132,11 @@ class ContainerRoutes:
     async def rename(self, request: web.Request) -> web.Response:
         await self.containers.rename(request.match_info["id"], request.query.get("name", ""))
         return no_content()
+
+    async def update(self, request: web.Request) -> web.Response:
+        body = await json_body(request, allow_empty=True)
+        warnings = await self.containers.update(request.match_info["id"], body, request.match_info.get("api_version"))
+        return json_response({"Warnings": warnings})
 
     async def remove(self, request: web.Request) -> web.Response:
         await self.containers.remove(request.match_info["id"], force=boolean(request, "force"),

@@ -99,13 +99,13 @@ class SystemRoutes:
             filters = {k: list(v) for k, v in json.loads(request.query.get("filters") or "{}").items()}
         except (ValueError, AttributeError):
             raise InvalidParameter("invalid filters") from None
-        since = float(request.query.get("since") or 0)
+        since = float(request.query["since"]) if request.query.get("since") else None  # 0: from the start
         until = float(request.query.get("until") or 0)
         queue = self.events.subscribe()
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         await response.prepare(request)
         try:
-            if since:
+            if since is not None:
                 for event in list(self.events.history):
                     if event["timeNano"] / 1e9 >= since and (not until or event["timeNano"] / 1e9 <= until) \
                             and matches(event, filters):

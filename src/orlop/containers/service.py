@@ -17,7 +17,8 @@ import shutil
 import signal
 import time
 
-from orlop.containers import shim_client, spec, validate
+from orlop.containers import host_support, resource_checks, shim_client, spec, validate
+from orlop.containers import update as updates
 from orlop.containers.events import Events
 from orlop.containers.names import random_name
 from orlop.containers.store import ZERO_TIME, ContainerStore, empty_state
@@ -93,7 +94,9 @@ class ContainerService:
             raise InvalidParameter(f"Unknown runtime specified {name}") from None
 
     # -- create ----------------------------------------------------------------------------------
-    async def create(self, body: dict, name: str | None) -> dict:
+    async def create(self, body: dict, name: str | None, warnings: list[str] | None = None) -> dict:
+        """A new container from a create request; Docker's warnings (limits this host cannot
+        apply, discarded) are appended to `warnings`."""
         if not isinstance(body, dict):
             raise InvalidParameter("the request body must be a JSON object (the container config)")
         image_name = body.get("Image")
@@ -109,6 +112,8 @@ class ContainerService:
         validate.config(body)
         host_config = _host_config_with_defaults(body.get("HostConfig"), self.default_runtime)
         validate.host_config(host_config)
+        found = resource_checks.check(host_config, host_support.detect())
+        resource_checks.adapt_for_create(host_config)
         spec.capabilities(host_config)  # an unknown one is refused now
         self.runtime_path(host_config["Runtime"])
         policy = host_config["RestartPolicy"]
@@ -149,6 +154,8 @@ class ContainerService:
                 self.images.snapshotter.remove(cid)
             raise
         self._event(record, "create")
+        if warnings is not None:
+            warnings.extend(found)
         return record
 
     @staticmethod
@@ -584,6 +591,45 @@ class ContainerService:
         record["State"].update(Paused=False, Status="running")
         self.store.save(record)
         self._event(record, "unpause")
+
+    async def update(self, ref: str, body, api_version: str | None = None) -> list[str]:
+        """Change a container's resource limits and restart policy (POST /containers/{id}/update):
+        checked as at create, merged into HostConfig and saved; a running (or paused) container's
+        cgroup is changed by its runtime's `update`, and if the runtime refuses, the HostConfig is
+        put back. Returns Docker's warnings."""
+        resources, policy = updates.read_request(body, api_version)
+        warnings = resource_checks.check(resources, host_support.detect(), update=True)
+        record = self.get(ref)
+        cid = record["Id"]
+        async with self.lock(cid):
+            if cid not in self.store.records:
+                raise Conflict(f"Cannot update container {cid}: container is marked for removal and cannot be "
+                               '"update"')
+            before = record["HostConfig"]
+            record["HostConfig"] = updates.merge(before, resources, policy, cid)
+            self.store.save(record)
+            state = record["State"]
+            delta = updates.runtime_delta(resources)
+            try:
+                if state["Running"] and not state["Restarting"] and delta:
+                    await self._runtime_update(record, delta)
+            except OrlopError as e:
+                record["HostConfig"] = before
+                self.store.save(record)
+                raise OrlopError(f"Cannot update container {cid}: {e}") from None
+            finally:
+                self._event(record, "update")
+        return warnings
+
+    async def _runtime_update(self, record: dict, delta: dict) -> None:
+        """`<runtime> update --resources <file> <id>`: orlop-runtime, runc and crun alike."""
+        path = os.path.join(self.paths.state_dir(record["Id"]), "update-resources.json")
+        write_atomic(path, json.dumps(delta).encode())
+        try:
+            await self.runtime_for(record, "update", "--resources", path, record["Id"])
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     async def rename(self, ref: str, new_name: str) -> None:
         record = self.get(ref)

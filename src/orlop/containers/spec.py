@@ -131,7 +131,7 @@ def resources(host_config: dict) -> dict:
         memory["swap"] = memory["limit"] * 2  # Docker: swap as much again as the limit
     if hc.get("OomKillDisable"):
         memory["disableOOMKiller"] = True
-    if (hc.get("MemorySwappiness") or -1) >= 0:
+    if hc.get("MemorySwappiness") is not None and hc["MemorySwappiness"] >= 0:
         memory["swappiness"] = hc["MemorySwappiness"]
     if memory:
         res["memory"] = memory
@@ -149,6 +149,10 @@ def resources(host_config: dict) -> dict:
         cpu["cpus"] = hc["CpusetCpus"]
     if hc.get("CpusetMems"):
         cpu["mems"] = hc["CpusetMems"]
+    if hc.get("CpuRealtimePeriod"):
+        cpu["realtimePeriod"] = hc["CpuRealtimePeriod"]
+    if hc.get("CpuRealtimeRuntime"):
+        cpu["realtimeRuntime"] = hc["CpuRealtimeRuntime"]
     if cpu:
         res["cpu"] = cpu
     if hc.get("PidsLimit") and hc["PidsLimit"] > 0:

@@ -7,17 +7,17 @@ string for a one-element list (strslice), numbers must be integers, Labels a str
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 
 from orlop.errors import InvalidParameter
 
-MIN_MEMORY = 6 << 20  # dockerd's floor
 VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 BIND_OPTIONS = {"ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave"}
 INT_FIELDS = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuPeriod", "CpuQuota",
-              "BlkioWeight", "OomScoreAdj", "PidsLimit", "ShmSize", "MemorySwappiness", "KernelMemory")
+              "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount", "CpuPercent", "IOMaximumIOps",
+              "IOMaximumBandwidth", "BlkioWeight", "OomScoreAdj", "PidsLimit", "ShmSize", "MemorySwappiness",
+              "KernelMemory")
 
 
 def _type_error(field: str, value, want: str) -> InvalidParameter:
@@ -113,24 +113,7 @@ def host_config(hc: dict) -> None:
     for key in ("Binds", "CapAdd", "CapDrop", "Dns", "DnsSearch", "DnsOptions", "ExtraHosts", "SecurityOpt"):
         _string_list(hc, key, "HostConfig")
     _string_map(hc, "Tmpfs", "HostConfig")
-    memory = hc.get("Memory") or 0
-    if 0 < memory < MIN_MEMORY:
-        raise InvalidParameter("Minimum memory limit allowed is 6MB")
-    if memory and (hc.get("MemorySwap") or 0) > 0 and hc["MemorySwap"] < memory:
-        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
-    if (hc.get("MemoryReservation") or 0) and memory and hc["MemoryReservation"] > memory:
-        raise InvalidParameter("Minimum memory limit can not be less than memory reservation limit, see usage")
-    cpus = os.cpu_count() or 1
-    nano = hc.get("NanoCpus") or 0
-    if nano and (nano < 10_000_000 or nano > cpus * 1_000_000_000):
-        raise InvalidParameter(f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available")
-    if nano and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
-        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    if (hc.get("CpuShares") or 0) < 0:
-        raise InvalidParameter("invalid CPU shares: must not be negative")
-    weight = hc.get("BlkioWeight") or 0
-    if weight and not 10 <= weight <= 1000:
-        raise InvalidParameter("Range of blkio weight is from 10 to 1000")
+    # The resource limits are checked against what this host supports: resource_checks.check
     adj = hc.get("OomScoreAdj") or 0
     if not -1000 <= adj <= 1000:
         raise InvalidParameter(f"Invalid value {adj}, range for oom score adj is [-1000, 1000]")

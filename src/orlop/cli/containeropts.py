@@ -13,6 +13,7 @@ from orlop.cli.flags import Spec, UsageError, flag
 RUN_FLAGS = [
     flag("-a, --attach", "list", "Attach to STDIN, STDOUT or STDERR"),
     flag("--add-host", "list", "Add a custom host-to-IP mapping (host:ip)"),
+    flag("--blkio-weight", "int", "Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)", 0),
     flag("--cap-add", "list", "Add Linux capabilities"),
     flag("--cap-drop", "list", "Drop Linux capabilities"),
     flag("--cgroup-parent", "string", "Optional parent cgroup for the container"),
@@ -20,6 +21,8 @@ RUN_FLAGS = [
     flag("--cidfile", "string", "Write the container ID to the file"),
     flag("--cpu-period", "int", "Limit CPU CFS (Completely Fair Scheduler) period", 0),
     flag("--cpu-quota", "int", "Limit CPU CFS (Completely Fair Scheduler) quota", 0),
+    flag("--cpu-rt-period", "int", "Limit CPU real-time period in microseconds", 0),
+    flag("--cpu-rt-runtime", "int", "Limit CPU real-time runtime in microseconds", 0),
     flag("-c, --cpu-shares", "int", "CPU shares (relative weight)", 0),
     flag("--cpus", "string", "Number of CPUs", metavar="decimal"),
     flag("--cpuset-cpus", "string", "CPUs in which to allow execution (0-3, 0,1)"),
@@ -40,6 +43,7 @@ RUN_FLAGS = [
     flag("--init", "bool", "Run an init inside the container that forwards signals and reaps processes"),
     flag("-i, --interactive", "bool", "Keep STDIN open even if not attached"),
     flag("--ipc", "string", "IPC mode to use"),
+    flag("--kernel-memory", "string", "Kernel memory limit (deprecated)", metavar="bytes"),
     flag("-l, --label", "list", "Set meta data on a container"),
     flag("--label-file", "list", "Read in a line delimited file of labels"),
     flag("--log-driver", "string", "Logging driver for the container"),
@@ -437,12 +441,17 @@ def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] 
         host["Runtime"] = opts.runtime
     host.update({
         "Isolation": "", "CpuShares": opts.cpu_shares, "Memory": _size(opts.memory, "-m, --memory"),
-        "NanoCpus": _nano_cpus(opts.cpus), "CgroupParent": opts.cgroup_parent or "", "BlkioWeight": 0,
+        "NanoCpus": _nano_cpus(opts.cpus), "CgroupParent": opts.cgroup_parent or "", "BlkioWeight": opts.blkio_weight,
         "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
         "BlkioDeviceWriteIOps": [], "CpuPeriod": opts.cpu_period, "CpuQuota": opts.cpu_quota,
-        "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": opts.cpuset_cpus or "",
+        "CpuRealtimePeriod": opts.cpu_rt_period, "CpuRealtimeRuntime": opts.cpu_rt_runtime, "CpusetCpus": opts.cpuset_cpus or "",
         "CpusetMems": opts.cpuset_mems or "", "Devices": _devices(opts.device), "DeviceCgroupRules": None,
-        "DeviceRequests": None, "MemoryReservation": _size(opts.memory_reservation, "--memory-reservation"),
+        "DeviceRequests": None,
+    })
+    if opts.kernel_memory:
+        host["KernelMemory"] = _size(opts.kernel_memory, "--kernel-memory")
+    host.update({
+        "MemoryReservation": _size(opts.memory_reservation, "--memory-reservation"),
         "MemorySwap": memory_swap, "MemorySwappiness": opts.memory_swappiness,
         "OomKillDisable": bool(opts.oom_kill_disable), "PidsLimit": opts.pids_limit, "Ulimits": _ulimits(opts.ulimit),
         "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None,

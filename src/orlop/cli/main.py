@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unpause": ("commands.containers", "unpause"), "rename": ("commands.containers", "rename"),
     "wait": ("commands.containers", "wait"), "attach": ("commands.containers", "attach"),
     "top": ("commands.containers", "top"), "exec": ("commands.containers", "exec_"),
+    "update": ("commands.update", "update"),
     "logs": ("commands.containers", "logs"), "ps": ("commands.ps", "ps"), "stats": ("commands.ps", "stats"),
     "images": ("commands.images", "images"), "rmi": ("commands.images", "rmi"),
     "tag": ("commands.images", "tag"), "save": ("commands.images", "save"), "load": ("commands.images", "load"),
@@ -37,7 +38,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
     "container": {
         **{name: COMMANDS[name] for name in ("run", "create", "start", "stop", "restart", "kill", "rm", "pause",
                                              "unpause", "rename", "wait", "attach", "top", "exec", "logs",
-                                             "stats")},
+                                             "stats", "update")},
         "ls": COMMANDS["ps"], "list": COMMANDS["ps"], "ps": COMMANDS["ps"], "remove": COMMANDS["rm"],
         "inspect": ("commands.system", "container_inspect"), "prune": ("commands.containers", "prune"),
     },
@@ -74,6 +75,7 @@ SUMMARIES = {
     "tag": "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", "top": "Display the running processes of a "
     "container", "unpause": "Unpause all processes within one or more containers",
     "wait": "Block until one or more containers stop, then print their exit codes",
+    "update": "Update configuration of one or more containers",
     "history": "Show the history of an image",
     "explain": "Show how a container is isolated, or what an image's layers hold",
 }

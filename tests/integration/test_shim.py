@@ -20,7 +20,7 @@ import pytest
 from busybox_bundle import make_bundle
 
 from orlop.containers import shim_client
-from orlop.shim import protocol, zygote
+from orlop.shim import protocol, server, zygote
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIM = os.path.join(REPO, ".venv", "bin", "orlop-shim")
@@ -241,6 +241,33 @@ def test_tty_exec_resize_and_kill(make_shim):
     out, _, exit_ = read_frames(attach)
     assert b"33 111" in out
     assert exit_["exit_code"] == 137
+
+
+def test_ended_execs_are_let_go_and_a_running_one_can_be_killed(make_shim):
+    shim = make_shim(["sleep", "100"])
+    assert shim.returncode == 0, shim.answer
+    shim.start()
+    process = {"cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
+
+    def exec_(key: str, *args: str) -> socket.socket:
+        sock = shim.request({"op": "exec", "exec": key, "stdout": True, "stderr": True,
+                             "process": {**process, "args": list(args)}})
+        assert json.loads(_read_line(sock))["ok"]
+        return sock
+
+    count = server.FINISHED_EXECS + 3  # (a health check makes one every interval, for ever)
+    for i in range(count):
+        assert read_frames(exec_(f"e{i}", "sh", "-c", f"exit {i % 5}"))[2]["exit_code"] == i % 5
+    # a late `wait` still gets a recent one's result; the oldest are forgotten, their keys not reused
+    assert shim.call({"op": "wait", "exec": f"e{count - 1}"})["exit_code"] == (count - 1) % 5
+    assert "no such exec" in shim.call({"op": "wait", "exec": "e0"})["error"]
+    assert "in use" in shim.call({"op": "exec", "exec": f"e{count - 1}", "process": {**process, "args": ["true"]}})[
+        "error"]
+    stuck = exec_("stuck", "sleep", "77")
+    assert shim.call({"op": "kill", "exec": "stuck", "signal": 9}) == {"ok": True}
+    assert read_frames(stuck)[2]["exit_code"] == 137
+    assert shim.call({"op": "kill", "exec": "stuck", "signal": 9}) == {"ok": True}  # ended: nothing to do
+    assert shim.call({"op": "state"})["status"] == "running"
 
 
 def test_oom_kill_is_recorded(make_shim):

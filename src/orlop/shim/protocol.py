@@ -10,7 +10,7 @@ detached) then turn the connection into the process's stream:
   payload {"exit_code", "oom_killed", "finished_at"}, then the shim closes.
 - daemon → shim: the process's stdin, raw; a half-close (shutdown SHUT_WR) ends it.
 
-Requests: state, attach, exec, wait, resize, close-stdin. Only the standard
+Requests: state, attach, exec, wait, resize, close-stdin, kill (an exec, by key). Only the standard
 library is used: the shim imports this module and must stay small.
 """
 

@@ -39,6 +39,7 @@ from orlop.shim.logs import JsonFileLog, rfc3339_nano
 from orlop.shim.runtime import Runtime, RuntimeError_
 
 DRAIN_SECONDS = 2.0   # after an exit, how long output may still trickle in
+FINISHED_EXECS = 64  # results of ended execs kept for a late `wait` (their processes are let go)
 CLIENT_BUFFER = 4 << 20  # a client this far behind is dropped, never the container
 READ, WRITE = select.EPOLLIN, select.EPOLLOUT
 MSG_CMSG_CLOEXEC = 0x40000000
@@ -103,6 +104,7 @@ class Shim:
         self.handlers: dict[int, object] = {}  # fd -> handler(fd, READ|WRITE)
         self.init = Process("", options.tty)
         self.processes: dict[str, Process] = {"": self.init}
+        self.finished: dict[str, dict] = {}  # exec key -> result, oldest first, for execs let go
         self.by_pid: dict[int, Process] = {}
         self.log: JsonFileLog | None = None
         self.oom_file: str | None = None
@@ -285,7 +287,11 @@ class Shim:
         key = request.get("exec") or ""
         process = self.processes.get(key)
         if process is None:
-            raise KeyError(f"no such exec: {key}")
+            result = self.finished.get(key)
+            if result is None:
+                raise KeyError(f"no such exec: {key}")
+            process = Process(key, False)  # an ended exec that was let go: only its result is left
+            process.exit_code, process.result = result["exit_code"], result
         return process
 
     def _op_state(self, client: Client, request: dict, rest: bytes) -> None:
@@ -312,6 +318,17 @@ class Shim:
         self._close_stdin(self._process(request))
         self._reply(client, {"ok": True}, close=True)
 
+    def _op_kill(self, client: Client, request: dict, rest: bytes) -> None:
+        """Signal an exec (or the init) that has not been reaped: its PID cannot have been
+        reused, since this process, its parent, has not collected it yet."""
+        process = self._process(request)
+        if process.exit_code is None and process.pid:
+            try:
+                os.kill(process.pid, int(request.get("signal") or 9))
+            except ProcessLookupError:
+                pass
+        self._reply(client, {"ok": True}, close=True)
+
     def _op_attach(self, client: Client, request: dict, rest: bytes) -> None:
         process = self._process(request)
         self._reply(client, {"ok": True, "tty": process.tty})
@@ -319,7 +336,7 @@ class Shim:
 
     def _op_exec(self, client: Client, request: dict, rest: bytes) -> None:
         key = request["exec"]
-        if not key or key in self.processes:
+        if not key or key in self.processes or key in self.finished:
             raise ValueError(f"exec id {key!r} is empty or in use")
         if self.init.exit_code is not None:
             raise ValueError(f"container {self.options.id} is not running")
@@ -524,6 +541,11 @@ class Shim:
             self._send_exit(client, process)
         for waiter in waiters:
             self._reply(waiter, process.result, close=True)
+        if process is not self.init:  # let it go (health probes make many), keep its result
+            del self.processes[process.key]
+            self.finished[process.key] = process.result
+            if len(self.finished) > FINISHED_EXECS:
+                del self.finished[next(iter(self.finished))]
 
     def _send_exit(self, client: Client, process: Process) -> None:
         self._send(client, protocol.frame(protocol.EXIT, protocol.encode(process.result)))

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 
 from aiohttp import web
 
 from orlop.api import streams
 from orlop.api.common import boolean, json_body, json_response, no_content, query_filters
+from orlop.containers import healthcheck, shim_client
 from orlop.containers import logs as container_logs
-from orlop.containers import shim_client
 from orlop.containers.events import Events
 from orlop.containers.execs import ExecService
 from orlop.containers.logs import entry_time
@@ -57,7 +58,7 @@ def status_text(state: dict) -> str:
         return f"Restarting ({state['ExitCode']}) {human_duration(time.time() - entry_time(state['FinishedAt']))} ago"
     if state["Running"]:
         text = f"Up {human_duration(time.time() - entry_time(state['StartedAt']))}"
-        return text + " (Paused)" if state["Paused"] else text
+        return text + " (Paused)" if state["Paused"] else text + healthcheck.status_suffix(state)
     if state["Status"] == "created":
         return "Created"
     if state["Status"] == "removing":
@@ -183,6 +184,8 @@ class ContainerRoutes:
         # A limit takes containers in every state (moby), as `docker ps -n 3` / `-l` expect.
         show_all = boolean(request, "all") or (limit_text.isdigit() and int(limit_text) > 0)
         filters = query_filters(request)
+        for value in filters.get("health", []):
+            healthcheck.check_filter_value(value)
         records = sorted(self.containers.store.records.values(), key=lambda r: r["Created"], reverse=True)
         out = []
         for record in records:
@@ -379,12 +382,10 @@ class ContainerRoutes:
         req = {"op": "exec", "exec": record["ID"], "process": self.execs.process_spec(record),
                "stdin": record["OpenStdin"], "stdout": record["OpenStdout"], "stderr": record["OpenStderr"],
                "detach": detach}
-        description = " ".join([record["ProcessConfig"]["entrypoint"], *record["ProcessConfig"]["arguments"]])
         state_dir = self.containers.paths.state_dir(container["Id"])
         if detach:
             answer, shim = await shim_client.request(state_dir, req)
-            record.update(Running=True, Pid=answer.get("pid", 0))
-            self._exec_started(container, record, description)
+            self.execs.started(record, answer.get("pid", 0))
             shim.close()
             asyncio.create_task(self._exec_wait(container["Id"], record))
             return web.Response(status=200, body=b"", content_type="application/json")
@@ -398,31 +399,26 @@ class ContainerRoutes:
             started.set()
             message = f"OCI runtime exec failed: {e}\r\n".encode()
             code = 127 if "no such file" in str(e).lower() or "not found" in str(e) else 126
-            record.update(Running=False, ExitCode=code, Pid=0)
+            self.execs.exited(record, code, event=False)
             await hijack.write(message if tty else streams.protocol.frame(streams.protocol.STDERR, message))
             await hijack.close()
             return hijack.finished()
-        record.update(Running=True, Pid=answer.get("pid", 0))
+        self.execs.started(record, answer.get("pid", 0))
         started.set()
-        self._exec_started(container, record, description)
         result = await streams.join(
             hijack, shim, tty, record["OpenStdin"], detach_keys=detach_keys,
-            on_exit=lambda r: record.update(Running=False, ExitCode=r.get("exit_code"), Pid=0),
+            on_exit=lambda r: self.execs.exited(record, r.get("exit_code")),
             fetch_exit=lambda: shim_client.call(state_dir, {"op": "wait", "exec": record["ID"]}))
         if result is None and record["ExitCode"] is None:
             asyncio.create_task(self._exec_wait(container["Id"], record))
         return hijack.finished()
-
-    def _exec_started(self, container: dict, record: dict, description: str) -> None:
-        self.events.emit("container", f"exec_start: {description}", container["Id"],
-                         {"name": container["Name"].lstrip("/"), "execID": record["ID"]})
 
     async def _exec_wait(self, cid: str, record: dict) -> None:
         try:
             result = await shim_client.call(self.containers.paths.state_dir(cid), {"op": "wait", "exec": record["ID"]})
         except Exception:
             result = {"exit_code": 137}
-        record.update(Running=False, ExitCode=result.get("exit_code"), Pid=0)
+        self.execs.exited(record, result.get("exit_code"))
 
 
 def _ports(record: dict) -> list[dict]:
@@ -446,11 +442,19 @@ def _padded_time(stamp: str) -> str:
     return f"{base}.{rest.rstrip('Z').ljust(9, '0')}Z"
 
 
+def _regex_match(pattern: str, text: str) -> bool:
+    """moby's filters.Match: a regular expression searched in the text; an invalid one matches nothing."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
+
+
 def _matches(record: dict, filters: dict[str, list[str]]) -> bool:
     state = record["State"]
     checks = {
         "status": lambda v: state["Status"] == v,
-        "name": lambda v: v.lstrip("/") in record["Name"],
+        "name": lambda v: _regex_match(v, record["Name"]) or _regex_match(v, record["Name"].lstrip("/")),
         "id": lambda v: record["Id"].startswith(v),
         "label": lambda v: (record["Config"].get("Labels") or {}).get(v.split("=", 1)[0]) == v.split("=", 1)[1]
         if "=" in v else v in (record["Config"].get("Labels") or {}),
@@ -458,6 +462,7 @@ def _matches(record: dict, filters: dict[str, list[str]]) -> bool:
         "ancestor": lambda v: record["Config"].get("Image") == v or record["Image"].startswith(v),
         "until": lambda v: entry_time(record["Created"]) < container_logs.parse_time(v),
         "network": lambda v: record["HostConfig"].get("NetworkMode") == v,
+        "health": lambda v: healthcheck.status_of(state) == v,
     }
     for key, values in filters.items():
         check = checks.get(key)

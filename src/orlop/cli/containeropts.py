@@ -39,6 +39,15 @@ RUN_FLAGS = [
     flag("--env-file", "list", "Read in a file of environment variables"),
     flag("--expose", "list", "Expose a port or a range of ports"),
     flag("--group-add", "list", "Add additional groups to join"),
+    flag("--health-cmd", "string", "Command to run to check health"),
+    flag("--health-interval", "string", "Time between running the check (ms|s|m|h) (default 0s)", metavar="duration"),
+    flag("--health-retries", "int", "Consecutive failures needed to report unhealthy", 0),
+    flag("--health-start-interval", "string", "Time between running the check during the start period (ms|s|m|h) "
+         "(default 0s)", metavar="duration"),
+    flag("--health-start-period", "string", "Start period for the container to initialize before starting "
+         "health-retries countdown (ms|s|m|h) (default 0s)", metavar="duration"),
+    flag("--health-timeout", "string", "Maximum time to allow one check to run (ms|s|m|h) (default 0s)",
+         metavar="duration"),
     flag("-h, --hostname", "string", "Container host name"),
     flag("--init", "bool", "Run an init inside the container that forwards signals and reaps processes"),
     flag("-i, --interactive", "bool", "Keep STDIN open even if not attached"),
@@ -57,6 +66,7 @@ RUN_FLAGS = [
     flag("--name", "string", "Assign a name to the container"),
     flag("--network, --net", "string", "Connect a container to a network", metavar="network"),
     flag("--network-alias", "list", "Add network-scoped alias for the container"),
+    flag("--no-healthcheck", "bool", "Disable any container-specified HEALTHCHECK"),
     flag("--oom-kill-disable", "bool", "Disable OOM Killer"),
     flag("--oom-score-adj", "int", "Tune host's OOM preferences (-1000 to 1000)", 0),
     flag("--pid", "string", "PID namespace to use"),
@@ -325,6 +335,39 @@ def _ports(publish: list[str], expose: list[str]) -> tuple[dict, dict]:
     return dict(sorted(bindings.items())), dict(sorted(exposed.items()))
 
 
+_HEALTH_DURATIONS = (("Interval", "interval"), ("Timeout", "timeout"), ("StartPeriod", "start-period"),
+                     ("StartInterval", "start-interval"))
+
+
+def _healthcheck(opts) -> dict | None:
+    """Config.Healthcheck from --health-* (Go's HealthConfig: zero fields left out), or
+    {"Test": ["NONE"]} for --no-healthcheck; None when none is given."""
+    from orlop.cli.units import parse_duration_ns
+
+    durations = {}
+    for key, name in _HEALTH_DURATIONS:
+        text = getattr(opts, "health_" + name.replace("-", "_"))
+        try:
+            durations[key] = parse_duration_ns(text) if text else 0
+        except ValueError as e:
+            raise UsageError(f'invalid argument "{text}" for "--health-{name}" flag: {e}') from None
+    given = bool(opts.health_cmd) or any(durations.values()) or opts.health_retries != 0
+    if opts.no_healthcheck:
+        if given:
+            raise InvalidOption("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if not given:
+        return None
+    for key, name in _HEALTH_DURATIONS[:2] + (("Retries", "retries"),) + _HEALTH_DURATIONS[2:]:
+        if (opts.health_retries if key == "Retries" else durations[key]) < 0:
+            raise InvalidOption(f"--health-{name} cannot be negative")
+    config: dict = {"Test": ["CMD-SHELL", opts.health_cmd]} if opts.health_cmd else {}
+    config.update((key, value) for key, value in durations.items() if value)
+    if opts.health_retries:
+        config["Retries"] = opts.health_retries
+    return config
+
+
 def _devices(values: list[str]) -> list[dict]:
     out = []
     for value in values:
@@ -409,7 +452,13 @@ def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] 
     config.update({
         "Tty": bool(opts.tty), "OpenStdin": bool(opts.interactive),
         "StdinOnce": bool(opts.interactive and stdin),
-        "Env": _env(opts), "Cmd": command or None, "Image": image, "Volumes": anonymous_volumes,
+        "Env": _env(opts), "Cmd": command or None,
+    })
+    health = _healthcheck(opts)
+    if health is not None:
+        config["Healthcheck"] = health
+    config.update({
+        "Image": image, "Volumes": anonymous_volumes,
         "WorkingDir": opts.workdir or "", "Entrypoint": entrypoint, "OnBuild": None, "Labels": _labels(opts),
     })
     if opts.stop_signal:

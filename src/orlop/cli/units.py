@@ -84,6 +84,42 @@ def ago(unix_seconds: float, now: float | None = None) -> str:
     return human_duration((now if now is not None else time.time()) - unix_seconds) + " ago"
 
 
+_DURATION_NS = {"ns": 1, "us": 1000, "µs": 1000, "μs": 1000, "ms": 1_000_000, "s": 1_000_000_000,
+                "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def parse_duration_ns(text: str) -> int:
+    """Go's time.ParseDuration ("300ms", "1.5s", "1h30m") in whole nanoseconds, exactly;
+    ValueError with Go's message."""
+    s = text
+    sign = -1 if s.startswith("-") else 1
+    s = s[1:] if s[:1] in ("-", "+") else s
+    if s == "0":
+        return 0
+    if not s:
+        raise ValueError(f'time: invalid duration "{text}"')
+    total = 0
+    while s:
+        i = 0
+        while i < len(s) and (s[i].isdigit() or s[i] == "."):
+            i += 1
+        number, s = s[:i], s[i:]
+        whole, _, fraction = number.partition(".")
+        if not (whole or fraction) or "." in fraction or not (whole + fraction).isdigit():
+            raise ValueError(f'time: invalid duration "{text}"')
+        j = 0
+        while j < len(s) and not (s[j].isdigit() or s[j] == "."):
+            j += 1
+        unit, s = s[:j], s[j:]
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{text}"')
+        if unit not in _DURATION_NS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
+        scale = _DURATION_NS[unit]
+        total += int(whole or 0) * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
+    return sign * total
+
+
 def parse_duration(text: str) -> float:
     """Go's time.ParseDuration ("1h30m", "10s", "1.5h") in seconds."""
     s = text.strip()

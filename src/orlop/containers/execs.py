@@ -1,22 +1,29 @@
 """`exec`: extra processes in a running container, run by its shim. Records live in the
 daemon's memory, as dockerd keeps them; the exit code is stored before the stream that
-reports it is closed, so `exec` clients that inspect right after the stream see it."""
+reports it is closed, so `exec` clients that inspect right after the stream see it. An
+ended exec leaves the container's ExecIDs at once and the daemon's memory after
+RETAIN_SECONDS (dockerd's exec GC). Events: exec_create, exec_start, exec_die."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import time
+from collections import deque
 
 from orlop.containers import spec
 from orlop.containers.service import ContainerService
 from orlop.errors import Conflict, InvalidParameter, NotFound
+
+RETAIN_SECONDS = 300
 
 
 class ExecService:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
         self.execs: dict[str, dict] = {}
+        self.ended: deque[tuple[float, str]] = deque()  # (when, exec ID), oldest first
 
     def create(self, ref: str, body: dict) -> str:
         record = self.containers.get(ref)
@@ -39,7 +46,36 @@ class ExecService:
                       "ConsoleSize": body.get("ConsoleSize")},
         }
         record["ExecIDs"] = [*(record.get("ExecIDs") or []), exec_id]
+        self._forget_old()
+        self.containers._event(record, f"exec_create: {describe(self.execs[exec_id])}", execID=exec_id)
         return exec_id
+
+    def started(self, exec_record: dict, pid: int) -> None:
+        exec_record.update(Running=True, Pid=pid)
+        container = self.containers.store.records.get(exec_record["ContainerID"])
+        if container is not None:
+            self.containers._event(container, f"exec_start: {describe(exec_record)}", execID=exec_record["ID"])
+
+    def exited(self, exec_record: dict, exit_code: int | None, event: bool = True) -> None:
+        """Record an exec's end (once): its exit code, out of the container's ExecIDs, and
+        exec_die, unless it never ran (`event` False: a failed start)."""
+        if exec_record["Orlop"].get("ended"):
+            return
+        exec_record["Orlop"]["ended"] = True
+        exec_record.update(Running=False, ExitCode=exit_code, Pid=0)
+        self.ended.append((time.monotonic(), exec_record["ID"]))
+        container = self.containers.store.records.get(exec_record["ContainerID"])
+        if container is None:
+            return
+        ids = [i for i in container.get("ExecIDs") or [] if i != exec_record["ID"]]
+        container["ExecIDs"] = ids or None
+        if event:
+            self.containers._event(container, "exec_die", execID=exec_record["ID"], exitCode=str(exit_code))
+
+    def _forget_old(self) -> None:
+        deadline = time.monotonic() - RETAIN_SECONDS
+        while self.ended and self.ended[0][0] < deadline:
+            self.execs.pop(self.ended.popleft()[1], None)
 
     def get(self, exec_id: str) -> dict:
         found = self.execs.get(exec_id)
@@ -74,3 +110,9 @@ class ExecService:
         if size:
             process["consoleSize"] = size
         return process
+
+
+def describe(exec_record: dict) -> str:
+    """The command as dockerd's events name it: entrypoint, a space, the arguments."""
+    pc = exec_record["ProcessConfig"]
+    return pc["entrypoint"] + " " + " ".join(pc["arguments"])

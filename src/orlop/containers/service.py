@@ -17,7 +17,7 @@ import shutil
 import signal
 import time
 
-from orlop.containers import host_support, resource_checks, shim_client, spec, validate
+from orlop.containers import healthcheck, host_support, resource_checks, shim_client, spec, validate
 from orlop.containers import update as updates
 from orlop.containers.events import Events
 from orlop.containers.names import random_name
@@ -66,6 +66,7 @@ class ContainerService:
         self.seccomp_profile = seccomp_profile
         self.networks = None  # the NetworkService, set by the daemon (None: only loopback networking)
         self.volumes = None  # the VolumeService, set by the daemon
+        self.health = None  # the HealthMonitor (orlop.containers.health), set by the daemon
         self.store = ContainerStore(paths.containers)
         self.exits: dict[str, asyncio.Event] = {}     # set when a run of the container ends
         self.removed: dict[str, asyncio.Event] = {}
@@ -110,6 +111,7 @@ class ContainerService:
         record_image = self.images.resolve(image_name)
         image_config = self.images.config(record_image).get("config") or {}
         validate.config(body)
+        healthcheck.validate_config(body.get("Healthcheck"))
         host_config = _host_config_with_defaults(body.get("HostConfig"), self.default_runtime)
         validate.host_config(host_config)
         found = resource_checks.check(host_config, host_support.detect())
@@ -174,9 +176,12 @@ class ContainerService:
         for key in ("WorkingDir", "User", "StopSignal"):
             config[key] = config.get(key) or image.get(key) or ""
         config["Labels"] = {**(image.get("Labels") or {}), **(config.get("Labels") or {})}
-        for key in ("ExposedPorts", "Volumes", "Healthcheck", "OnBuild"):
+        for key in ("ExposedPorts", "Volumes", "OnBuild"):
             if not config.get(key) and image.get(key):
                 config[key] = image[key]
+        healthcheck_config = healthcheck.merge_config(config.get("Healthcheck"), image.get("Healthcheck"))
+        if healthcheck_config is not None:
+            config["Healthcheck"] = healthcheck_config
         config.setdefault("Hostname", "")
         for key in ("Domainname", "WorkingDir"):
             config.setdefault(key, "")
@@ -339,6 +344,8 @@ class ContainerService:
                      Pid=answer["pid"], ExitCode=0, Error="", StartedAt=now())
         if self.networks is not None:
             await self.networks.apply_rules()  # its published ports, now that it counts as running
+        if self.health is not None:
+            self.health.init(record)
         self.store.save(record)
         self._event(record, "start")
         self.monitors[cid] = asyncio.create_task(self._monitor(cid))
@@ -459,6 +466,8 @@ class ContainerService:
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                      ExitCode=result.get("exit_code", 255), OOMKilled=bool(result.get("oom_killed")),
                      FinishedAt=result.get("finished_at") or now())
+        if self.health is not None:
+            self.health.stop(record)
         self._unmount_rootfs(os.path.join(self.store.dir(cid), "rootfs"))
         shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
         restart = self._should_restart(record)
@@ -580,6 +589,8 @@ class ContainerService:
             raise Conflict(f"Container {record['Id']} is already paused")
         await self.runtime_for(record, "pause", record["Id"])
         record["State"].update(Paused=True, Status="paused")
+        if self.health is not None:
+            self.health.update(record)
         self.store.save(record)
         self._event(record, "pause")
 
@@ -589,6 +600,8 @@ class ContainerService:
             raise Conflict(f"Container {record['Id']} is not paused")
         await self.runtime_for(record, "resume", record["Id"])
         record["State"].update(Paused=False, Status="running")
+        if self.health is not None:
+            self.health.update(record)
         self.store.save(record)
         self._event(record, "unpause")
 
@@ -669,6 +682,8 @@ class ContainerService:
                     pass
         if self.store.records.get(cid) is None:
             return  # removed meanwhile (AutoRemove)
+        if self.health is not None:
+            self.health.forget(cid)
         self._unmount_rootfs(os.path.join(self.store.dir(cid), "rootfs"))
         with contextlib.suppress(Exception):
             self.images.snapshotter.remove(record["Orlop"]["Snapshot"])
@@ -701,6 +716,8 @@ class ContainerService:
                 if answer and answer.get("status") in ("running", "paused"):
                     self.exits.setdefault(cid, asyncio.Event())
                     self.monitors[cid] = asyncio.create_task(self._monitor(cid))
+                    if self.health is not None and not state["Paused"]:
+                        self.health.init(record)  # as dockerd: "starting" again, the Log kept
                     continue
                 result = shim_client.read_exit(state_dir) or {"exit_code": 255, "oom_killed": False,
                                                              "finished_at": now()}

@@ -28,6 +28,7 @@ from orlop.api.app import make_app
 from orlop.build.builder import Builder
 from orlop.containers.events import Events
 from orlop.containers.execs import ExecService
+from orlop.containers.health import HealthMonitor
 from orlop.containers.seccomp_profile import find_default_profile, load_profile
 from orlop.containers.service import ContainerService, DaemonPaths
 from orlop.images.service import ImageService
@@ -97,6 +98,7 @@ class Services:
         self.images = ImageService(settings["data-root"], frozenset(settings["insecure-registries"]))
         self.containers = ContainerService(paths, self.images, self.events, runtimes, default, profile)
         self.execs = ExecService(self.containers)
+        self.containers.health = HealthMonitor(self.containers, self.execs)
         self.builder = Builder(self.images, runtimes[default], paths.runtime_root(runtimes[default]),
                                os.path.join(settings["data-root"], "tmp", "build"), profile)
         self.networks = NetworkService(settings["data-root"], settings["exec-root"], settings["bip"] or None)

@@ -92,8 +92,9 @@ class HealthMonitor:
                 await asyncio.sleep(healthcheck.next_interval(config, status, time.time_ns() - started) / SECOND)
                 start = time.time_ns()
                 result = await self._probe(record, config, start)
-                if self.tasks.get(cid) is not asyncio.current_task():
-                    return  # stopped meanwhile: the result is not wanted
+                if self.tasks.get(cid) is not asyncio.current_task() or self.containers.store.records.get(cid) \
+                        is not record:
+                    return  # stopped or removed meanwhile: the result is not wanted
                 self._record(record, config, result, start - started)
         except asyncio.CancelledError:
             pass

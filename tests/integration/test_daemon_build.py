@@ -303,3 +303,25 @@ def test_the_daemon_applies_dockerignore_to_a_raw_context(daemon):
     image, _ = client.images.build(fileobj=buf, custom_context=True, tag="raw-context:1")
     files = client.containers.run("raw-context:1", ["find", "/ctx", "-type", "f"], remove=True).decode().split()
     assert sorted(files) == ["/ctx/Dockerfile", "/ctx/app.txt"]
+
+
+def test_a_run_layer_holds_only_what_the_command_changed(daemon, tmp_path):
+    """Mount points the runtime creates in an image without them (/etc/hosts, /proc, /dev…)
+    stay out of the layer, as Docker's init layer keeps them out; a RUN writing to
+    /etc/hosts changes the build container's copy, not the host's file."""
+    with open("/etc/hosts", "rb") as f:
+        host_hosts = f.read()
+    dockerfile = ("FROM scratch\nCOPY --from=busybox /bin/busybox /bin/busybox\n"
+                  'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox echo hi > /made; '
+                  '/bin/busybox echo 10.9.9.9 build-only >> /etc/hosts"]\n')
+    ctx = write_context(tmp_path, {"Dockerfile": dockerfile})
+    build(daemon, ctx, "-t", "bare-run:1")
+    with open("/etc/hosts", "rb") as f:
+        assert f.read() == host_hosts
+    archive = str(tmp_path / "bare.tar")
+    daemon.docker("save", "-o", archive, "bare-run:1")
+    with tarfile.open(archive) as saved:
+        manifest = json.load(saved.extractfile("manifest.json"))[0]
+        with tarfile.open(fileobj=saved.extractfile(manifest["Layers"][-1])) as layer:
+            names = sorted(m.name.rstrip("/") for m in layer.getmembers())
+    assert names == ["made"]

@@ -133,10 +133,17 @@ async def run_command(state: State, argv: list[str], workspace: Workspace, runti
                    "WorkingDir": cfg.get("WorkingDir") or "/", "Tty": False, "Hostname": cid[:12]},
         "HostConfig": {"NetworkMode": "host", "IpcMode": "private", "ShmSize": 64 << 20, "CgroupnsMode": "host"},
     }
-    files = {path: path for path in ("/etc/resolv.conf", "/etc/hosts") if os.path.exists(path)}
+    # The build container's own copies of the host's resolver files: what a RUN writes to
+    # them stays in the build (never in the host's files, never in the layer).
+    files = {}
+    for path in ("/etc/resolv.conf", "/etc/hosts"):
+        if os.path.exists(path):
+            files[path] = os.path.join(workspace.bundle, os.path.basename(path))
+            shutil.copyfile(path, files[path])
     config = spec.generate(record, {}, workspace.root, files, seccomp_profile)
     workdir = resolve_in_root(workspace.root, config["process"]["cwd"])
     os.makedirs(workdir, exist_ok=True)  # Docker creates WORKDIR when it runs in it
+    placeholders = _missing_paths(workspace.root, [m["destination"] for m in config["mounts"]])
     write_atomic(os.path.join(workspace.bundle, "config.json"), json.dumps(config).encode())
     proc = await asyncio.create_subprocess_exec(
         runtime, "--root", runtime_root, "run", "--bundle", workspace.bundle, cid,
@@ -144,7 +151,35 @@ async def run_command(state: State, argv: list[str], workspace: Workspace, runti
     assert proc.stdout is not None
     while line := await proc.stdout.readline():
         emit(line.decode(errors="replace"))
-    return await proc.wait()
+    code = await proc.wait()
+    _remove_placeholders(workspace.root, placeholders)
+    return code
+
+
+def _missing_paths(root: str, destinations: list[str]) -> list[str]:
+    """Every path (a mount point or a directory above one) that does not exist yet in the
+    image and that the runtime will create to mount something there."""
+    missing: set[str] = set()
+    for destination in destinations:
+        path = "/"
+        for part in [p for p in destination.split("/") if p]:
+            path = os.path.join(path, part)
+            if path in missing or not os.path.lexists(resolve_in_root(root, path)):
+                missing.add(path)
+    return sorted(missing)
+
+
+def _remove_placeholders(root: str, created: list[str]) -> None:
+    """The mount points the runtime had to create (an image without /etc/hosts or /proc…)
+    are not the step's doing: as Docker's init layer keeps them out of a commit, those still
+    empty are removed again, deepest first."""
+    for path in sorted(created, key=lambda p: p.count("/"), reverse=True):
+        host = resolve_in_root(root, path)
+        with contextlib.suppress(OSError):
+            if os.path.isdir(host) and not os.path.islink(host):
+                os.rmdir(host)  # only if empty
+            elif os.path.isfile(host) and not os.path.islink(host) and os.path.getsize(host) == 0:
+                os.unlink(host)
 
 
 def copy_into(workspace: Workspace, sources: list[tuple[str, str]], dest: str, workdir: str,

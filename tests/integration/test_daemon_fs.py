@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import tarfile
+import time
 import uuid
 
 import pytest
@@ -258,3 +259,79 @@ def test_docker_diff_shows_added_changed_and_deleted_files(daemon):
         assert daemon.docker("diff", "pristine").stdout == ""
     finally:
         daemon.docker("rm", "pristine")
+
+
+def test_docker_export_lists_the_containers_files(daemon, tmp_path):
+    daemon.docker("run", "--name", "exp", "-v", "expvol:/data", "busybox", "sh", "-c",
+                  "echo exported > /exported && echo no > /data/not-exported")
+    try:
+        listing = subprocess.run(f"{DOCKER} -H {daemon.host} export exp | tar t", shell=True, capture_output=True,
+                                 text=True, timeout=60, check=True).stdout.split()
+        for name in ("exported", "bin/", "bin/busybox", "bin/sh", "etc/os-release", "etc/passwd"):
+            assert name in listing, name
+        assert "data/not-exported" not in listing and not any(n.startswith("./") for n in listing)
+        daemon.docker("export", "-o", str(tmp_path / "exp.tar"), "exp")
+        with tarfile.open(tmp_path / "exp.tar") as tar:
+            assert tar.extractfile("exported").read() == b"exported\n"
+            assert tar.getmember("bin/sh").issym() and tar.getmember("bin/sh").linkname == "busybox"
+            assert tar.getmember("tmp").mode == 0o1777
+        assert _mounts_under(container_dir(daemon, "exp")) == []
+    finally:
+        daemon.docker("rm", "-f", "-v", "exp")
+        daemon.docker("volume", "rm", "expvol")
+
+
+def test_docker_commit_then_run_sees_the_change(daemon):
+    daemon.docker("run", "--name", "tocommit", "busybox", "sh", "-c", "echo committed > /hello && rm /etc/group")
+    try:
+        image_id = daemon.docker("commit", "-m", "a message", "-a", "Ann Author <ann@example.com>",
+                                 "-c", 'CMD ["cat", "/hello"]', "-c", "ENV FOO=bar", "tocommit",
+                                 "committed:v1").stdout.strip()
+        assert image_id.startswith("sha256:") and len(image_id) == 71
+        assert daemon.docker("run", "--rm", "committed:v1").stdout == "committed\n"
+        out = daemon.docker("run", "--rm", "committed:v1", "sh", "-c", "echo $FOO; ls /etc/group 2>&1; "
+                            "cat /etc/os-release").stdout
+        assert out.startswith("bar\nls: /etc/group: No such file or directory\n") and "ID=orlop-busybox" in out
+        info = json.loads(daemon.docker("image", "inspect", "committed:v1").stdout)[0]
+        assert info["Id"] == image_id and info["Author"] == "Ann Author <ann@example.com>"
+        assert info["Config"]["Cmd"] == ["cat", "/hello"] and "FOO=bar" in info["Config"]["Env"]
+        assert len(info["RootFS"]["Layers"]) == 3    # the image's two and the container's
+        history = daemon.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}",
+                                "committed:v1").stdout.splitlines()
+        assert history[0] == "sh -c echo committed > /hello && rm /etc/group|a message"
+        # the layer holds the change, not orlop's mount points
+        base = json.loads(daemon.docker("image", "inspect", "busybox").stdout)[0]
+        assert info["RootFS"]["Layers"][:2] == base["RootFS"]["Layers"]
+    finally:
+        daemon.docker("rm", "-f", "tocommit")
+    daemon.docker("rmi", "committed:v1")
+
+
+def test_commit_of_a_running_container_pauses_it_and_docker_py(daemon):
+    client = daemon.client()
+    container = client.containers.run("busybox", "sh -c 'echo live > /live; sleep 1000'", detach=True)
+    try:
+        for _ in range(100):
+            if container.exec_run("cat /live").output == b"live\n":
+                break
+        image = container.commit(repository="pycommit", tag="1", message="from docker-py",
+                                 changes=['LABEL made=by-commit', 'ENTRYPOINT ["cat"]'])
+        container.reload()
+        assert container.status == "running"
+        events = daemon.docker("events", "--since", "1", "--until", str(int(time.time()) + 1), "--filter",
+                               f"container={container.id}", "--format", "{{.Action}}").stdout.split()
+        assert events[-3:] == ["pause", "unpause", "commit"]
+        assert image.labels["made"] == "by-commit" and image.attrs["Config"]["Entrypoint"] == ["cat"]
+        assert image.attrs["Config"].get("Cmd") is None      # ENTRYPOINT without CMD drops the old CMD
+        assert client.containers.run(image.id, "/live", remove=True) == b"live\n"
+        # nothing changed: no new layer, an empty_layer history entry
+        untouched = client.containers.create("busybox", "true")
+        try:
+            same = untouched.commit()
+            assert same.attrs["RootFS"]["Layers"] == client.images.get("busybox").attrs["RootFS"]["Layers"]
+            assert same.tags == []
+        finally:
+            untouched.remove()
+    finally:
+        container.remove(force=True)
+        client.close()

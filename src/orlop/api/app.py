@@ -10,6 +10,7 @@ from aiohttp import web
 
 from orlop.api.archive import ArchiveRoutes
 from orlop.api.build import BuildRoutes
+from orlop.api.commit import CommitRoutes
 from orlop.api.common import error_response
 from orlop.api.containers import ContainerRoutes
 from orlop.api.explain import ExplainRoutes
@@ -19,6 +20,7 @@ from orlop.api.stats import StatsRoutes
 from orlop.api.streams import STANDARD_HEADERS
 from orlop.api.system import API_VERSION, MIN_API_VERSION, SystemRoutes
 from orlop.api.volumes import VolumeRoutes
+from orlop.containers.commit import Committer
 from orlop.containers.files import ContainerFiles
 from orlop.errors import OrlopError
 
@@ -74,6 +76,7 @@ def make_app(services) -> web.Application:
     StatsRoutes(services.containers).register(add)
     ArchiveRoutes(ContainerFiles(services.containers)).register(add)
     ExplainRoutes(services.containers, services.images).register(add)
+    CommitRoutes(Committer(services.containers)).register(add)
     BuildRoutes(services.builder, services.events).register(add)
     VolumeRoutes(services.volumes, services.containers, services.events).register(add)
     NetworkRoutes(services.networks, services.containers, services.events).register(add)

@@ -335,3 +335,45 @@ def test_commit_of_a_running_container_pauses_it_and_docker_py(daemon):
     finally:
         container.remove(force=True)
         client.close()
+
+
+def test_system_df_and_its_verbose_form(daemon):
+    daemon.docker("run", "--name", "dfuser", "-v", "dfvol:/data", "busybox", "sh", "-c",
+                  "head -c 100000 /dev/zero > /data/blob && head -c 50000 /dev/zero > /layer-blob")
+    try:
+        client = daemon.client()
+        try:
+            usage = client.df()
+        finally:
+            client.close()
+        images = {i["Id"]: i for i in usage["Images"]}
+        busybox = json.loads(daemon.docker("image", "inspect", "busybox").stdout)[0]
+        assert images[busybox["Id"]]["Containers"] >= 1 and images[busybox["Id"]]["Size"] == busybox["Size"]
+        assert usage["LayersSize"] >= busybox["Size"] > 0
+        volume = next(v for v in usage["Volumes"] if v["Name"] == "dfvol")
+        assert volume["UsageData"] == {"Size": 100000, "RefCount": 1}
+        container = next(c for c in usage["Containers"] if c["Names"] == ["/dfuser"])
+        assert 50000 <= container["SizeRw"] < 60000 and container["SizeRootFs"] == container["SizeRw"] + busybox["Size"]
+        assert usage["BuildCache"] == []
+
+        rows = daemon.docker("system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}").stdout.splitlines()
+        counts = {row.split("|")[0]: row.split("|")[1:] for row in rows}
+        image_ids = set(daemon.docker("images", "-q", "--no-trunc").stdout.split())
+        assert counts["Images"][0] == str(len(image_ids)) and int(counts["Images"][1]) >= 1
+        assert counts["Containers"] == [str(len(usage["Containers"])), "0"]
+        assert int(counts["Local Volumes"][0]) >= 1 and counts["Build Cache"] == ["0", "0"]
+        table = daemon.docker("system", "df").stdout
+        assert table.splitlines()[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+        verbose = daemon.docker("system", "df", "-v").stdout
+        assert "Images space usage:" in verbose and "Local Volumes space usage:" in verbose
+        volume_row = next(line.split() for line in verbose.splitlines() if line.startswith("dfvol "))
+        assert volume_row == ["dfvol", "1", "100kB"]
+        container_row = next(line for line in verbose.splitlines() if line.rstrip().endswith("dfuser"))
+        assert "50kB" in container_row or "51.2kB" in container_row
+        only = json.loads(subprocess.run(["curl", "-s", "--unix-socket", daemon.socket,
+                                          "http://x/v1.45/system/df?type=volume"], capture_output=True,
+                                         check=True, timeout=30).stdout)
+        assert only["Images"] is None and only["Containers"] is None and only["Volumes"]
+    finally:
+        daemon.docker("rm", "-f", "dfuser")
+        daemon.docker("volume", "rm", "dfvol")

@@ -13,6 +13,7 @@ from orlop.api.build import BuildRoutes
 from orlop.api.commit import CommitRoutes
 from orlop.api.common import error_response
 from orlop.api.containers import ContainerRoutes
+from orlop.api.disk_usage import DiskUsageRoutes
 from orlop.api.explain import ExplainRoutes
 from orlop.api.images import ImageRoutes
 from orlop.api.networks import NetworkRoutes
@@ -77,6 +78,7 @@ def make_app(services) -> web.Application:
     ArchiveRoutes(ContainerFiles(services.containers)).register(add)
     ExplainRoutes(services.containers, services.images).register(add)
     CommitRoutes(Committer(services.containers)).register(add)
+    DiskUsageRoutes(services.containers, services.volumes).register(add)
     BuildRoutes(services.builder, services.events).register(add)
     VolumeRoutes(services.volumes, services.containers, services.events).register(add)
     NetworkRoutes(services.networks, services.containers, services.events).register(add)

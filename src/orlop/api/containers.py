@@ -66,6 +66,22 @@ def status_text(state: dict) -> str:
     return f"Exited ({state['ExitCode']}) {human_duration(time.time() - entry_time(state['FinishedAt']))} ago"
 
 
+def container_summary(record: dict) -> dict:
+    """A container as GET /containers/json lists it."""
+    state = record["State"]
+    return {
+        "Id": record["Id"], "Names": [record["Name"]], "Image": record["Config"].get("Image", ""),
+        "ImageID": record["Image"],
+        # moby: an argument with a space is shown in single quotes
+        "Command": " ".join([record["Path"], *(f"'{a}'" if " " in a else a for a in record["Args"])]).strip(),
+        "Created": int(entry_time(record["Created"])), "Ports": _ports(record), "Labels": record["Config"].get("Labels") or {},
+        "State": state["Status"], "Status": status_text(state),
+        "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode", "default")},
+        "NetworkSettings": {"Networks": record["NetworkSettings"].get("Networks") or {}},
+        "Mounts": record.get("Mounts") or [],
+    }
+
+
 class ContainerRoutes:
     def __init__(self, containers: ContainerService, execs: ExecService, events: Events) -> None:
         self.containers = containers
@@ -194,17 +210,7 @@ class ContainerRoutes:
                 continue
             if not _matches(record, filters):
                 continue
-            out.append({
-                "Id": record["Id"], "Names": [record["Name"]], "Image": record["Config"].get("Image", ""),
-                "ImageID": record["Image"],
-                # moby: an argument with a space is shown in single quotes
-                "Command": " ".join([record["Path"], *(f"'{a}'" if " " in a else a for a in record["Args"])]).strip(),
-                "Created": int(entry_time(record["Created"])), "Ports": _ports(record), "Labels": record["Config"].get("Labels") or {},
-                "State": state["Status"], "Status": status_text(state),
-                "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode", "default")},
-                "NetworkSettings": {"Networks": record["NetworkSettings"].get("Networks") or {}},
-                "Mounts": record.get("Mounts") or [],
-            })
+            out.append(container_summary(record))
             if boolean(request, "size"):
                 loop = asyncio.get_running_loop()
                 out[-1]["SizeRw"], out[-1]["SizeRootFs"] = await loop.run_in_executor(None, self.containers.sizes,

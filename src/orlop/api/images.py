@@ -57,6 +57,17 @@ def _familiar(name: str) -> str:
         return name
 
 
+def image_summaries(images: ImageService, used: dict[str, list[str]]) -> list[dict]:
+    """The images as GET /images/json lists them (`used`: image ID -> containers)."""
+    return [{
+        "Containers": len(used.get(entry["Id"], [])), "Created": _created(entry["Created"]),
+        "Id": entry["Id"], "Labels": None, "ParentId": "",
+        "RepoDigests": [_familiar(d) for d in entry["RepoDigests"]],
+        "RepoTags": [_familiar(t) for t in entry["RepoTags"]], "SharedSize": -1,
+        "Size": entry["Size"], "VirtualSize": entry["Size"]}
+        for entry in manage.list_images(images.images, images.content)]
+
+
 class ImageRoutes:
     def __init__(self, images: ImageService, events: Events, used_images) -> None:
         self.images = images
@@ -127,15 +138,7 @@ class ImageRoutes:
         return stream.response
 
     async def list(self, request: web.Request) -> web.Response:
-        used = self.used_images()
-        out = []
-        for entry in manage.list_images(self.images.images, self.images.content):
-            out.append({
-                "Containers": len(used.get(entry["Id"], [])), "Created": _created(entry["Created"]),
-                "Id": entry["Id"], "Labels": None, "ParentId": "",
-                "RepoDigests": [_familiar(d) for d in entry["RepoDigests"]],
-                "RepoTags": [_familiar(t) for t in entry["RepoTags"]], "SharedSize": -1,
-                "Size": entry["Size"], "VirtualSize": entry["Size"]})
+        out = image_summaries(self.images, self.used_images())
         filters = query_filters(request)
         for key in filters:
             if key not in ("reference", "dangling", "label", "before", "since"):

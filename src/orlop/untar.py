@@ -42,9 +42,10 @@ def clean_name(name: str) -> str:
 
 
 def untar(stream: BinaryIO, dest: str, *, no_overwrite_dir_non_dir: bool = False,
-          chown: tuple[int, int] | None = None, no_lchown: bool = False) -> int:
+          chown: tuple[int, int] | None = None, no_lchown: bool = False, rename=None) -> int:
     """Extract the tar read from `stream` (plain, gzip, bzip2 or xz) into directory `dest`;
-    returns the number of entries. Raises UntarError or OSError."""
+    returns the number of entries. `rename(name)` renames entries (and hard link targets)
+    first, as the docker CLI rebases an archive. Raises UntarError or OSError."""
     try:
         tf = tarfile.open(fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape")
     except tarfile.TarError as e:
@@ -60,6 +61,10 @@ def untar(stream: BinaryIO, dest: str, *, no_overwrite_dir_non_dir: bool = False
                 break
             tf.members.clear()
             count += 1
+            if rename is not None:
+                ti.name = rename(ti.name)
+                if ti.islnk():
+                    ti.linkname = rename(ti.linkname)
             extractor.entry(tf, ti)
         extractor.finish()
     return count

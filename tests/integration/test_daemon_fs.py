@@ -377,3 +377,78 @@ def test_system_df_and_its_verbose_form(daemon):
     finally:
         daemon.docker("rm", "-f", "dfuser")
         daemon.docker("volume", "rm", "dfvol")
+
+
+ORLOP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".venv", "bin",
+                     "orlop")
+
+
+def orlop(daemon, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    done = subprocess.run([ORLOP, "-H", daemon.host, *args], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, **kw)
+    if check and done.returncode != 0:
+        raise AssertionError(f"orlop {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
+
+
+def test_orlop_cp_both_ways_as_docker_does(daemon, tmp_path):
+    expected = make_tree(tmp_path)
+    daemon.docker("run", "-d", "--name", "ocp", "busybox", "sleep", "1000")
+    try:
+        orlop(daemon, "cp", str(tmp_path / "tree"), "ocp:/copied")                 # new name
+        orlop(daemon, "container", "cp", str(tmp_path / "tree") + "/.", "ocp:/tmp")   # the content, into a dir
+        listing = daemon.docker("exec", "ocp", "sh", "-c", "stat -c '%n %a' /copied/sub /copied/secret "
+                                "/tmp/run.sh && readlink /tmp/link").stdout.split("\n")
+        assert listing[:4] == ["/copied/sub 750", "/copied/secret 600", "/tmp/run.sh 755", "plain.txt"]
+        out = tmp_path / "out"
+        out.mkdir()
+        orlop(daemon, "cp", "ocp:/copied", str(out))                                 # into an existing dir
+        check_tree(str(out / "copied"), expected)
+        orlop(daemon, "cp", "ocp:/copied/.", str(out / "contents"))                  # content to a new name
+        check_tree(str(out / "contents"), expected)
+        orlop(daemon, "cp", "-L", "ocp:/bin/sh", str(out / "shell"))                 # a symlink followed
+        assert (out / "shell").stat().st_size > 100000 and not (out / "shell").is_symlink()
+        orlop(daemon, "cp", "ocp:/bin/sh", str(out / "link"))                        # kept as a link
+        assert os.readlink(out / "link") == "busybox"
+        tar = subprocess.run([ORLOP, "-H", daemon.host, "cp", "ocp:/copied/sub", "-"], capture_output=True,
+                             timeout=60, check=True).stdout
+        assert tarfile.open(fileobj=io.BytesIO(tar)).getnames() == ["sub", "sub/deep.bin"]
+        subprocess.run([ORLOP, "-H", daemon.host, "cp", "-", "ocp:/root"], input=tar, timeout=60, check=True)
+        assert daemon.docker("exec", "ocp", "stat", "-c", "%s", "/root/sub/deep.bin").stdout == "10240\n"
+        done = orlop(daemon, "cp", "ocp:/nope", str(out), check=False)
+        assert done.returncode == 1 and "Error response from daemon: Could not find the file /nope in container ocp" \
+            in done.stderr
+        done = orlop(daemon, "cp", str(tmp_path / "tree"), "ocp:/etc/passwd", check=False)
+        assert done.returncode == 1 and done.stderr.strip() == "cannot copy directory"
+        done = orlop(daemon, "cp", "ocp:/a", "other:/b", check=False)
+        assert done.returncode == 1 and "copying between containers is not supported" in done.stderr
+    finally:
+        daemon.docker("rm", "-f", "ocp")
+
+
+def test_orlop_diff_export_commit_and_system_df(daemon, tmp_path):
+    daemon.docker("run", "--name", "ofs", "-v", "ofsvol:/data", "busybox", "sh", "-c",
+                  "echo hi > /added && rm /etc/group && echo v > /data/v")
+    try:
+        assert orlop(daemon, "diff", "ofs").stdout == daemon.docker("diff", "ofs").stdout
+        assert orlop(daemon, "container", "diff", "ofs").stdout.splitlines()[:2] == ["A /added", "A /data"]
+        orlop(daemon, "export", "-o", str(tmp_path / "o.tar"), "ofs")
+        with tarfile.open(tmp_path / "o.tar") as tar:
+            assert tar.extractfile("added").read() == b"hi\n" and "etc/group" not in tar.getnames()
+        image_id = orlop(daemon, "commit", "-m", "by orlop", "-a", "me", "-c", "CMD [\"cat\", \"/added\"]", "ofs",
+                         "ocommit:2").stdout.strip()
+        assert image_id.startswith("sha256:")
+        assert daemon.docker("run", "--rm", "ocommit:2").stdout == "hi\n"
+        assert daemon.docker("image", "inspect", "-f", "{{.Author}}|{{.Id}}", "ocommit:2").stdout.strip() == \
+            f"me|{image_id}"
+        assert orlop(daemon, "system", "df").stdout == daemon.docker("system", "df").stdout
+        mine = orlop(daemon, "system", "df", "-v").stdout
+        theirs = daemon.docker("system", "df", "-v").stdout
+        sections = lambda text: [line for line in text.splitlines() if not line.startswith(("busybox", "ocommit",  # noqa: E731
+                                                                                            "<none>")) and "ago" not in line]
+        assert sections(mine) == sections(theirs)
+        assert "ofsvol        1         2B" in mine
+    finally:
+        daemon.docker("rm", "-f", "ofs")
+        daemon.docker("volume", "rm", "ofsvol")
+    daemon.docker("rmi", "ocommit:2")

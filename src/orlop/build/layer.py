@@ -1,5 +1,5 @@
 """A build step's layer: the changes in an overlay upper directory written as an OCI layer
-tar (snapshots/tarwrite.py: overlay whiteouts turned back into `.wh.` entries) and stored
+tar (tarwrite.py: overlay whiteouts turned back into `.wh.` entries) and stored
 gzip-compressed in the content store (images/layers.py).
 
 The tar is deterministic (sorted names, the files' own metadata, PAX headers), so that the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from orlop.images.content import ContentStore
 from orlop.images.layers import GZIP_LAYER, LayerBlob, store_tar
-from orlop.snapshots.tarwrite import write_layer
+from orlop.tarwrite import write_layer
 
 __all__ = ["GZIP_LAYER", "LayerBlob", "store_layer", "write_tar"]
 

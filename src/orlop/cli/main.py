@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("commands.system", "info"), "version": ("commands.system", "version"),
     "events": ("commands.system", "events"), "inspect": ("commands.system", "inspect"),
     "explain": ("commands.explain", "explain"),
+    "cp": ("commands.cp", "cp"), "diff": ("commands.filesystem", "diff"),
+    "export": ("commands.filesystem", "export"), "commit": ("commands.filesystem", "commit"),
 }
 
 # management commands: `orlop container ls` -> ps, …
@@ -38,7 +40,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
     "container": {
         **{name: COMMANDS[name] for name in ("run", "create", "start", "stop", "restart", "kill", "rm", "pause",
                                              "unpause", "rename", "wait", "attach", "top", "exec", "logs",
-                                             "stats", "update")},
+                                             "stats", "update", "cp", "diff", "export", "commit")},
         "ls": COMMANDS["ps"], "list": COMMANDS["ps"], "ps": COMMANDS["ps"], "remove": COMMANDS["rm"],
         "inspect": ("commands.system", "container_inspect"), "prune": ("commands.containers", "prune"),
     },
@@ -54,6 +56,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "list": ("commands.networks", "ls"), "remove": ("commands.networks", "rm")},
     "system": {
         "info": COMMANDS["info"], "events": COMMANDS["events"], "prune": ("commands.system", "prune"),
+        "df": ("commands.disk_usage", "df"),
     },
 }
 
@@ -78,6 +81,10 @@ SUMMARIES = {
     "update": "Update configuration of one or more containers",
     "history": "Show the history of an image",
     "explain": "Show how a container is isolated, or what an image's layers hold",
+    "cp": "Copy files/folders between a container and the local filesystem",
+    "diff": "Inspect changes to files or directories on a container's filesystem",
+    "export": "Export a container's filesystem as a tar archive",
+    "commit": "Create a new image from a container's changes",
 }
 
 

@@ -17,9 +17,8 @@ import posixpath
 import stat
 import time
 
-from orlop import untar
+from orlop import tarwrite, untar
 from orlop.errors import InvalidParameter
-from orlop.snapshots import tarwrite
 
 # Go's os.FileMode type bits (what the docker CLI reads in PathStat.mode)
 GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24

@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 
+from orlop import tarwrite
 from orlop.containers.changes import INIT_PATHS
 from orlop.containers.fsview import ContainerFSView
 from orlop.errors import Conflict, InvalidParameter, NotFound, OrlopError
@@ -26,7 +27,6 @@ from orlop.images.changes import ChangeError, apply_changes
 from orlop.images.layers import store_tar
 from orlop.images.reference import InvalidReference, parse
 from orlop.images.store import ImageNotFound, ImageRecord, dangling_name
-from orlop.snapshots import tarwrite
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"

@@ -8,7 +8,8 @@ lookup goes through NSS, which reads the container's files (and loads its librar
 this runs chrooted in a container. Files are opened with O_NOFOLLOW; a file that changes
 size while it is read (a running container) is cut or zero-padded to the size in its
 header, so the stream stays well-formed; entries that vanish meanwhile are left out.
-Only the standard library, nothing imported lazily (see containers/fsview.py).
+Only the standard library, nothing imported lazily: the daemon runs this chrooted in a
+container (containers/fsview.py), the CLI for `orlop cp` into one.
 """
 
 from __future__ import annotations

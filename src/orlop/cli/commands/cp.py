@@ -165,6 +165,8 @@ def _reason(error: OSError) -> str:
 def _renamer(old: str, new: str):
     if old == new:
         return None
+    if old == "/":  # the container's root: every entry goes under the new name
+        return lambda name: new + ("/" + name.strip("/") if name.strip("/") else "")
 
     def rename(name: str) -> str:
         stripped = name[2:] if name.startswith("./") and old != "." else name

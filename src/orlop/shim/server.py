@@ -34,7 +34,7 @@ import time
 
 from orlop import fastjson
 from orlop.fsutil import write_atomic
-from orlop.shim import protocol
+from orlop.shim import oom, protocol
 from orlop.shim.logs import JsonFileLog, rfc3339_nano
 from orlop.shim.runtime import Runtime, RuntimeError_
 
@@ -157,7 +157,8 @@ class Shim:
         self._spawn(self.init, args, o.id, stdin=o.stdin)
         self.init.pid = int(_read(pid_file))
         self.by_pid[self.init.pid] = self.init
-        self.oom_file, self.oom_before = _oom_counter(self.init.pid)
+        self.oom_file = oom.counter_file(self.init.pid)
+        self.oom_before = oom.kills(self.oom_file)
         return self.init.pid
 
     def _spawn(self, process: Process, args: list[str], container_id: str, *, stdin: bool) -> None:
@@ -514,7 +515,7 @@ class Shim:
                     process.exit_code = 128 - process.exit_code
                 process.exited_at = time.monotonic()
                 if process is self.init:
-                    process.oom_killed = _oom_count(self.oom_file) > self.oom_before
+                    process.oom_killed = oom.kills(self.oom_file) > self.oom_before
                     self._close_stdin(process)
 
     def _maybe_finish(self, process: Process) -> None:
@@ -675,36 +676,3 @@ def _recv_fds(conn: _socket.socket) -> list[int]:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds += struct.unpack(f"{len(data) // 4}i", data[:len(data) // 4 * 4])
     return fds
-
-
-def _oom_counter(pid: int) -> tuple[str | None, int]:
-    """The file counting OOM kills in the container's memory cgroup (v1 or v2), and its value now."""
-    try:
-        lines = _read(f"/proc/{pid}/cgroup").decode().splitlines()
-    except OSError:
-        return None, 0
-    path = None
-    for line in lines:
-        _, controllers, cgroup = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            path = f"/sys/fs/cgroup/memory{cgroup}/memory.oom_control"
-            break
-        if controllers == "":
-            for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-                candidate = f"{base}{cgroup}/memory.events"
-                if os.path.exists(candidate):
-                    path = candidate
-                    break
-    return path, _oom_count(path)
-
-
-def _oom_count(path: str | None) -> int:
-    if not path:
-        return 0
-    try:
-        for line in _read(path).split(b"\n"):
-            if line.startswith(b"oom_kill "):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0

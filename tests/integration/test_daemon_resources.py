@@ -86,6 +86,25 @@ def test_a_container_past_its_memory_limit_is_oom_killed_and_reported(daemon):
     daemon.docker("rm", "oomer")
 
 
+def test_an_oom_kill_of_a_child_is_reported_though_the_init_exits_0(daemon):
+    """As dockerd: OOMKilled says the OOM killer struck in the container, not that it killed the init."""
+    since = time.time()
+    done = daemon.docker("run", "--name", "childoom", "--memory", "32m", "busybox", "sh", "-c",
+                         "tail /dev/zero; echo tail ended $?")
+    assert done.stdout == "tail ended 137\n"
+    assert inspect(daemon, "childoom", "{{.State.OOMKilled}} {{.State.ExitCode}}") == "true 0"
+    actions = events(daemon, since, "childoom")
+    assert "oom" in actions and actions.index("oom") < actions.index("die"), actions
+    daemon.docker("rm", "childoom")
+
+
+def test_docker_info_reports_what_the_cgroups_support(daemon):
+    out = daemon.docker("info", "--format", "{{.MemoryLimit}} {{.SwapLimit}} {{.OomKillDisable}} {{.PidsLimit}} "
+                        "{{.CPUSet}} {{.CgroupVersion}}").stdout.split()
+    assert out == [str(v).lower() for v in (HOST.memory, HOST.swap, HOST.oom_kill_disable, HOST.pids, HOST.cpuset)] \
+        + [str(HOST.version)]
+
+
 def test_a_kill_or_an_exit_under_the_limit_is_not_an_oom(daemon):
     daemon.docker("run", "-d", "--name", "killed", "--memory", "32m", "busybox", "sleep", "1000")
     daemon.docker("kill", "killed")

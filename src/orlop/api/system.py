@@ -12,6 +12,7 @@ from aiohttp import web
 
 from orlop.api.common import error_response, json_response
 from orlop.api.streams import STANDARD_HEADERS
+from orlop.containers import host_support
 from orlop.containers.events import Events, matches
 from orlop.containers.service import ContainerService
 from orlop.errors import InvalidParameter
@@ -69,6 +70,7 @@ class SystemRoutes:
         uname = os.uname()
         runtimes = {name: {"path": path} for name, path in self.containers.runtimes.items()}
         cgroup_version = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+        host = host_support.detect()
         with open("/proc/meminfo") as f:
             mem_total = int(f.readline().split()[1]) * 1024
         return json_response({
@@ -77,9 +79,10 @@ class SystemRoutes:
             "Images": len({r.config for r in self.containers.images.images.list()}),
             "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file"]},
-            "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True,
-            "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True, "Debug": False, "NFd": len(os.listdir("/proc/self/fd")),
-            "OomKillDisable": cgroup_version == "1", "NGoroutines": len(asyncio.all_tasks()),
+            "MemoryLimit": host.memory, "SwapLimit": host.swap, "CpuCfsPeriod": host.cpu_cfs,
+            "CpuCfsQuota": host.cpu_cfs, "CPUShares": host.cpu_shares, "CPUSet": host.cpuset, "PidsLimit": host.pids,
+            "IPv4Forwarding": True, "Debug": False, "NFd": len(os.listdir("/proc/self/fd")),
+            "OomKillDisable": host.oom_kill_disable, "NGoroutines": len(asyncio.all_tasks()),
             "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version, "NEventsListener": len(self.events.subscribers),
             "KernelVersion": uname.release, "OperatingSystem": _os_name(), "OSVersion": "", "OSType": "linux",
@@ -92,7 +95,7 @@ class SystemRoutes:
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                       "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "", "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "Warnings": None})
+            "Warnings": _cgroup_warnings(host) or None})
 
     async def stream_events(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -127,6 +130,15 @@ class SystemRoutes:
         finally:
             self.events.unsubscribe(queue)
         return response
+
+
+def _cgroup_warnings(host) -> list[str]:
+    """What `docker info` warns about when the host's cgroups lack a limit (dockerd's wording)."""
+    missing = [(host.memory, "memory limit"), (host.swap, "swap limit"),
+               (host.oom_kill_disable or host.version == 2, "oom kill disable"), (host.cpu_cfs, "cpu cfs quota"),
+               (host.cpu_cfs, "cpu cfs period"), (host.cpu_shares, "cpu shares"), (host.cpuset, "cpuset"),
+               (host.blkio_weight or host.version == 1, "io.weight")]  # v1 has no weight since Linux 5.0: not warned
+    return [f"WARNING: No {what} support" for supported, what in missing if not supported]
 
 
 def _os_name() -> str:

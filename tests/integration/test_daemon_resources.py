@@ -82,7 +82,7 @@ def test_a_container_past_its_memory_limit_is_oom_killed_and_reported(daemon):
     assert done.returncode == 137 and "survived" not in done.stdout
     assert inspect(daemon, "oomer", "{{.State.OOMKilled}} {{.State.ExitCode}}") == "true 137"
     actions = events(daemon, since, "oomer")
-    assert "oom" in actions and "die" in actions and actions.index("oom") < actions.index("die"), actions
+    assert actions.count("oom") == 1 and actions.index("oom") < actions.index("die"), actions
     daemon.docker("rm", "oomer")
 
 
@@ -94,8 +94,21 @@ def test_an_oom_kill_of_a_child_is_reported_though_the_init_exits_0(daemon):
     assert done.stdout == "tail ended 137\n"
     assert inspect(daemon, "childoom", "{{.State.OOMKilled}} {{.State.ExitCode}}") == "true 0"
     actions = events(daemon, since, "childoom")
-    assert "oom" in actions and actions.index("oom") < actions.index("die"), actions
+    assert actions.count("oom") == 1 and actions.index("oom") < actions.index("die"), actions
     daemon.docker("rm", "childoom")
+
+
+def test_an_oom_kill_in_a_running_container_is_an_event_at_once(daemon):
+    daemon.docker("run", "-d", "--name", "survivor", "--memory", "32m", "busybox", "sh", "-c",
+                  "while true; do sleep 1000 & wait; done")
+    since = time.time()
+    done = daemon.docker("exec", "survivor", "tail", "/dev/zero", check=False)
+    assert done.returncode == 137
+    wait_for(lambda: "oom" in events(daemon, since, "survivor"))
+    assert inspect(daemon, "survivor", "{{.State.Running}} {{.State.OOMKilled}}") == "true true"
+    daemon.docker("rm", "-f", "survivor")
+    actions = events(daemon, since, "survivor")
+    assert actions.count("oom") == 1 and actions.index("oom") < actions.index("die"), actions
 
 
 def test_docker_info_reports_what_the_cgroups_support(daemon):

@@ -107,9 +107,10 @@ def test_create_fills_in_swap_twice_the_memory_and_clamps_shares():
     hc = {"Memory": 32 << 20, "MemorySwap": 0, "CpuShares": 1}
     resource_checks.adapt_for_create(hc)
     assert hc["MemorySwap"] == 64 << 20 and hc["CpuShares"] == 2
-    hc = {"Memory": 32 << 20, "MemorySwap": -1, "CpuShares": 10 ** 7}
+    hc = {"Memory": 32 << 20, "MemorySwap": -1, "CpuShares": 10 ** 7, "PidsLimit": -1, "KernelMemory": 1 << 30}
     resource_checks.adapt_for_create(hc)
     assert hc["MemorySwap"] == -1 and hc["CpuShares"] == 262144
+    assert hc["PidsLimit"] is None and hc["KernelMemory"] == 0
 
 
 def test_cpuset_lists():

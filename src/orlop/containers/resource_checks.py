@@ -135,8 +135,12 @@ def _check_cpuset(hc: dict, host: HostSupport, warnings: list[str]) -> None:
 
 
 def adapt_for_create(hc: dict) -> None:
-    """What dockerd fills in at create (adaptContainerSettings): swap twice the memory when
-    only memory is given, CPU shares clamped to the kernel's range."""
+    """What dockerd fills in at create (adaptContainerSettings and its create route): swap twice
+    the memory when only memory is given, CPU shares clamped to the kernel's range, a pids limit
+    of 0 or below meaning none (null), kernel memory dropped (gone from the API in 1.42)."""
+    if (hc.get("PidsLimit") or 0) <= 0:
+        hc["PidsLimit"] = None
+    hc["KernelMemory"] = 0
     shares = hc.get("CpuShares") or 0
     if shares > 0:
         hc["CpuShares"] = min(max(shares, MIN_CPU_SHARES), MAX_CPU_SHARES)

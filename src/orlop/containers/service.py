@@ -21,6 +21,7 @@ from orlop.containers import healthcheck, host_support, resource_checks, shim_cl
 from orlop.containers import update as updates
 from orlop.containers.events import Events
 from orlop.containers.names import random_name
+from orlop.containers.oom_monitor import OomMonitor
 from orlop.containers.store import ZERO_TIME, ContainerStore, empty_state
 from orlop.errors import Conflict, InvalidParameter, NotModified, OrlopError
 from orlop.fsutil import tree_size, write_atomic
@@ -73,6 +74,7 @@ class ContainerService:
         self.pending_attach: dict[str, list[asyncio.Future]] = {}
         self.monitors: dict[str, asyncio.Task] = {}
         self.locks: dict[str, asyncio.Lock] = {}
+        self.oom_monitor = OomMonitor(self._oom_while_running)
 
     # -- lookups ---------------------------------------------------------------------------------
     def get(self, ref: str) -> dict:
@@ -349,6 +351,7 @@ class ContainerService:
         self.store.save(record)
         self._event(record, "start")
         self.monitors[cid] = asyncio.create_task(self._monitor(cid))
+        self.oom_monitor.watch(cid, answer["pid"])
 
     async def _connect_pending_attaches(self, cid: str, state_dir: str) -> None:
         """Clients that attached before start get their shim stream now, before the process
@@ -453,6 +456,7 @@ class ContainerService:
         await self._handle_exit(cid, result)
 
     async def _handle_exit(self, cid: str, result: dict) -> None:
+        reported = self.oom_monitor.unwatch(cid)  # OOM kills already reported as `oom` events
         record = self.store.records.get(cid)
         if record is None:
             return
@@ -475,7 +479,9 @@ class ContainerService:
             state["Restarting"] = True
             state["Status"] = "restarting"
         self.store.save(record)
-        if state["OOMKilled"]:
+        # One `oom` per OOM kill of the run: those not already reported while it ran.
+        kills = result.get("oom_kills", 1 if state["OOMKilled"] else 0)
+        for _ in range(kills - reported):
             self._event(record, "oom")
         self._event(record, "die", exitCode=str(state["ExitCode"]))
         event = self.exits.pop(cid, None)
@@ -485,6 +491,17 @@ class ContainerService:
             asyncio.create_task(self._restart_later(cid))
         elif record["HostConfig"].get("AutoRemove"):
             await self.remove(cid, force=True)
+
+    def _oom_while_running(self, cid: str) -> bool:
+        """The OOM killer struck in a running container (its init, or any of its processes):
+        OOMKilled from now on, and an `oom` event now, as dockerd does on containerd's."""
+        record = self.store.records.get(cid)
+        if record is None or not record["State"]["Running"]:
+            return False
+        record["State"]["OOMKilled"] = True
+        self.store.save(record)
+        self._event(record, "oom")
+        return True
 
     def _should_restart(self, record: dict) -> bool:
         policy = record["HostConfig"].get("RestartPolicy") or {}
@@ -689,6 +706,7 @@ class ContainerService:
             self.images.snapshotter.remove(record["Orlop"]["Snapshot"])
         shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
         self.store.delete(cid)
+        self.oom_monitor.unwatch(cid)
         if volumes and self.volumes is not None:  # rm -v: its anonymous volumes go too
             for mount in record.get("Mounts") or []:
                 if mount.get("Type") == "volume":
@@ -716,6 +734,7 @@ class ContainerService:
                 if answer and answer.get("status") in ("running", "paused"):
                     self.exits.setdefault(cid, asyncio.Event())
                     self.monitors[cid] = asyncio.create_task(self._monitor(cid))
+                    self.oom_monitor.watch(cid, state["Pid"])
                     if self.health is not None and not state["Paused"]:
                         self.health.init(record)  # as dockerd: "starting" again, the Log kept
                     continue

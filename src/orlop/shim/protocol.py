@@ -7,7 +7,8 @@ detached) then turn the connection into the process's stream:
 - shim → daemon: frames with Docker's 8-byte stdcopy header (type, 3 zero bytes,
   big-endian length) — type 1 stdout, 2 stderr — so that a non-TTY stream is
   forwarded to Docker clients unchanged; the last frame has type EXIT and a JSON
-  payload {"exit_code", "oom_killed", "finished_at"}, then the shim closes.
+  payload {"exit_code", "oom_killed", "finished_at"} (the init's also "oom_kills": how many
+  OOM kills its memory cgroup saw during the run), then the shim closes.
 - daemon → shim: the process's stdin, raw; a half-close (shutdown SHUT_WR) ends it.
 
 Requests: state, attach, exec, wait, resize, close-stdin, kill (an exec, by key). Only the standard

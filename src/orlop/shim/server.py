@@ -76,6 +76,7 @@ class Process:
         self.exit_code: int | None = None
         self.exited_at = 0.0
         self.oom_killed = False
+        self.oom_kills = 0  # OOM kills in the container's memory cgroup during the run (init only)
         self.result: dict | None = None  # set once exited and drained
 
 
@@ -515,7 +516,8 @@ class Shim:
                     process.exit_code = 128 - process.exit_code
                 process.exited_at = time.monotonic()
                 if process is self.init:
-                    process.oom_killed = oom.kills(self.oom_file) > self.oom_before
+                    process.oom_kills = max(oom.kills(self.oom_file) - self.oom_before, 0)
+                    process.oom_killed = process.oom_kills > 0
                     self._close_stdin(process)
 
     def _maybe_finish(self, process: Process) -> None:
@@ -534,6 +536,8 @@ class Shim:
         self._close_stdin(process)
         process.result = {"exit_code": process.exit_code, "oom_killed": process.oom_killed,
                           "finished_at": rfc3339_nano(time.time_ns())}
+        if process is self.init:
+            process.result["oom_kills"] = process.oom_kills
         if process is self.init:
             self._finish_container()
         clients, waiters = list(process.clients), list(process.waiters)

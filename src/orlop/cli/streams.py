@@ -49,6 +49,31 @@ class Demux:
                 raise CommandError(f"Unrecognized input header: {kind}")
 
 
+def save_archive(response, output: str | None, failure: str) -> None:
+    """A tar the daemon streams (save, export): to the file `output`, written beside it
+    and renamed into place only when whole (a failed download leaves nothing), or to
+    stdout (the caller has refused a terminal before asking the daemon)."""
+    import sys
+
+    if not output:
+        sys.stdout.flush()
+        for chunk in response.chunks():
+            write_all(1, chunk)
+        return
+    tmp = os.path.join(os.path.dirname(os.path.abspath(output)), f".orlop-{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in response.chunks():
+                f.write(chunk)
+        os.rename(tmp, output)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise CommandError(f"{failure}: {e.strerror}: {output}") from None
+
+
 def copy_output(chunks, tty: bool) -> None:
     """A logs body: raw for a TTY container, else demultiplexed."""
     import sys

@@ -28,30 +28,13 @@ EXPORT_SPEC = Spec("export", "orlop export [OPTIONS] CONTAINER", "Export a conta
 
 @command(EXPORT_SPEC)
 def export(cli, opts, args):
-    from orlop.cli.streams import write_all
+    from orlop.cli.streams import save_archive
 
     if not opts.output and os.isatty(1):
         raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     response = cli.client.request("GET", f"/containers/{args[0]}/export")
     try:
-        if not opts.output:
-            sys.stdout.flush()
-            for chunk in response.chunks():
-                write_all(1, chunk)
-            return 0
-        directory = os.path.dirname(os.path.abspath(opts.output))
-        tmp = os.path.join(directory, f".orlop-export-{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                for chunk in response.chunks():
-                    f.write(chunk)
-            os.rename(tmp, opts.output)
-        except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise CommandError(f"failed to export container: {e.strerror}: {opts.output}") from None
+        save_archive(response, opts.output, "failed to export container")
     finally:
         response.close()
     return 0

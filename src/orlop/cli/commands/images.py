@@ -248,30 +248,13 @@ SAVE_SPEC = Spec("save", "orlop save [OPTIONS] IMAGE [IMAGE...]",
 
 @command(SAVE_SPEC)
 def save(cli, opts, args):
-    from orlop.cli.streams import write_all
+    from orlop.cli.streams import save_archive
 
     if not opts.output and os.isatty(1):
         raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     response = cli.client.request("GET", "/images/get", [("names", name) for name in args])
     try:
-        if opts.output:
-            directory = os.path.dirname(os.path.abspath(opts.output))
-            tmp = os.path.join(directory, f".orlop-save-{os.getpid()}.tmp")
-            try:
-                with open(tmp, "wb") as f:
-                    for chunk in response.chunks():
-                        f.write(chunk)
-                os.rename(tmp, opts.output)
-            except OSError as e:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise CommandError(f"failed to save image: {e.strerror}: {opts.output}") from None
-        else:
-            sys.stdout.flush()
-            for chunk in response.chunks():
-                write_all(1, chunk)
+        save_archive(response, opts.output, "failed to save image")
     finally:
         response.close()
     return 0

@@ -139,3 +139,48 @@ def test_image_list_filters(daemon):
         assert done.returncode != 0 and "invalid filter" in done.stderr
     finally:
         daemon.docker("rmi", "filtered/one:1", "filtered/two:1")
+
+
+def _blobs(daemon) -> set[str]:
+    root = os.path.join(daemon.data_root, "content", "blobs", "sha256")
+    return set(os.listdir(root)) if os.path.isdir(root) else set()
+
+
+def _snapshots(daemon) -> set[str]:
+    with open(os.path.join(daemon.data_root, "snapshots", "metadata.json")) as f:
+        return set(json.load(f)["snapshots"])
+
+
+def test_prune_and_rmi_remove_images_and_free_their_layers(tmp_path):
+    """image prune takes dangling images (-a: every unused one), rmi and prune free the blobs
+    and snapshots only those images used; builder prune forgets the step cache; system
+    prune runs it all."""
+    with running_daemon() as d:
+        os.environ["DOCKER_BUILDKIT"] = "0"
+        try:
+            ctx = tmp_path / "ctx"
+            ctx.mkdir()
+            (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo one > /layer\nLABEL keep=no\n")
+            d.docker("build", "-t", "app:1", str(ctx))
+            (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo two > /layer\nLABEL keep=no\n")
+            d.docker("build", "-t", "app:1", str(ctx))  # app:1 moves: the first image is dangling
+            assert len(d.docker("images", "-q", "--filter", "dangling=true").stdout.split()) == 1
+            d.docker("create", "--name", "user", "busybox", "true")
+            before = _blobs(d), _snapshots(d)
+            out = d.docker("image", "prune", "-f").stdout
+            assert out.startswith("Deleted Images:\ndeleted: sha256:") and "app:1" not in out
+            assert d.docker("images", "-q", "--filter", "dangling=true").stdout == ""
+            after = _blobs(d), _snapshots(d)
+            assert after[0] < before[0] and after[1] < before[1]  # its layer and snapshot went
+            out = d.docker("image", "prune", "-af", "--filter", "label=keep=no").stdout
+            assert "untagged: app:1" in out and "busybox" not in out  # busybox is in use
+            assert d.docker("images", "--format", "{{.Repository}}").stdout.split() == ["busybox"]
+            d.docker("rm", "user")
+            d.docker("rmi", "busybox")
+            assert _snapshots(d) == set()
+            assert _blobs(d)  # the build steps' configs, kept by the step cache only
+            assert d.docker("builder", "prune", "-f").returncode == 0
+            assert _blobs(d) == set()
+            assert "Total reclaimed space" in d.docker("system", "prune", "-af", "--volumes").stdout
+        finally:
+            os.environ.pop("DOCKER_BUILDKIT", None)

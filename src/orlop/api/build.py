@@ -13,7 +13,7 @@ import tempfile
 
 from aiohttp import web
 
-from orlop.api.common import boolean
+from orlop.api.common import boolean, json_response
 from orlop.api.streams import JsonLines
 from orlop.build.builder import Builder, BuildError, Options
 from orlop.errors import InvalidParameter, OrlopError
@@ -51,6 +51,22 @@ class BuildRoutes:
 
     def register(self, add) -> None:
         add("POST", "/build", self.build)
+        add("POST", "/build/prune", self.prune)
+
+    async def prune(self, request: web.Request) -> web.Response:
+        """`docker builder prune` (and `system prune`): the classic builder's step cache is
+        forgotten, and the intermediate configs and layers only it kept are freed. The
+        next build runs every step again."""
+        from orlop.images import manage
+
+        images = self.builder.images
+        removed = self.builder.cache.clear()
+        blobs = {e["config"] for e in removed.values()} | {layer["digest"] for e in removed.values()
+                                                            for layer in e.get("layers") or []}
+        chains = {e["chain"] for e in removed.values() if e.get("chain")}
+        freed = await asyncio.to_thread(manage.release, images.images, images.content, images.snapshotter,
+                                        blobs, chains)
+        return json_response({"CachesDeleted": sorted(removed) or None, "SpaceReclaimed": freed})
 
     async def build(self, request: web.Request) -> web.StreamResponse:
         options = Options(tags=request.query.getall("t", []), dockerfile_name=request.query.get("dockerfile"),

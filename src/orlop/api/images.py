@@ -13,6 +13,7 @@ from aiohttp import web
 from orlop.api.common import boolean, json_body, json_response, query_filters
 from orlop.api.images_io import BodyReader, ResponseWriter
 from orlop.api.streams import JsonLines
+from orlop.containers import logs as container_logs
 from orlop.containers.events import Events
 from orlop.containers.logs import entry_time
 from orlop.errors import Conflict, InvalidParameter, NotFound, Unauthorized
@@ -211,6 +212,7 @@ class ImageRoutes:
                            f"conflict: unable to remove repository reference \"{name}\" (must force) - "
                            f"container {users[0][:12]} is using its referenced image {record.config[7:19]}")
         deleted = []
+        blobs, chains = manage.references(record, self.images.content)
         for target in targets:
             try:
                 events = manage.remove(self.images.images, target, force=True)
@@ -219,13 +221,49 @@ class ImageRoutes:
             for event in events:
                 kind, _, value = event.partition(": ")
                 deleted.append({kind: _familiar(value) if kind == "Untagged" else value})
+        if any("Deleted" in entry for entry in deleted):  # its layers go too, unless shared
+            await asyncio.to_thread(manage.release, self.images.images, self.images.content,
+                                    self.images.snapshotter, blobs, chains)
         self.events.emit("image", "delete", record.config, {"name": record.name})
         return json_response(deleted)
 
     async def prune(self, request: web.Request) -> web.Response:
-        result = await asyncio.to_thread(manage.garbage_collect, self.images.images, self.images.content,
-                                         grace_seconds=0, snapshotter=self.images.snapshotter)
-        return json_response({"ImagesDeleted": None, "SpaceReclaimed": result["reclaimed"]})
+        """`image prune`: the dangling images no container uses (dangling=false, as `-a`
+        sends it: every image no container uses), narrowed by until= and label=/label!=;
+        each removed with its names, then what only they used is freed."""
+        filters = query_filters(request)
+        for key in filters:
+            if key not in ("dangling", "until", "label", "label!"):
+                raise InvalidParameter(f"invalid filter '{key}'")
+        dangling_only = (filters.get("dangling") or ["true"])[-1].lower() not in ("false", "0")
+        until = container_logs.parse_time(filters["until"][-1]) if filters.get("until") else None
+        used = self.used_images()
+        by_config: dict[str, list[ImageRecord]] = {}
+        for record in self.images.images.list():
+            by_config.setdefault(record.config, []).append(record)
+        deleted, blobs, chains = [], set(), set()
+        for config, records in sorted(by_config.items()):
+            if config in used or (dangling_only and not all(r.dangling for r in records)):
+                continue
+            image_config = self.images.config(records[0])
+            labels = (image_config.get("config") or {}).get("Labels") or {}
+            if until is not None and _created(image_config.get("created") or "") >= until:
+                continue
+            if not all(_label_matches(labels, f) for f in filters.get("label", [])) or \
+                    any(_label_matches(labels, f) for f in filters.get("label!", [])):
+                continue
+            for record in records:
+                found = manage.references(record, self.images.content)
+                blobs |= found[0]
+                chains |= found[1]
+                for event in manage.remove(self.images.images, record.name, force=True):
+                    kind, _, value = event.partition(": ")
+                    deleted.append({kind: _familiar(value) if kind == "Untagged" else value})
+            self.events.emit("image", "delete", config, {"name": records[0].name})
+        freed = await asyncio.to_thread(manage.release, self.images.images, self.images.content,
+                                        self.images.snapshotter, blobs, chains)
+        self.events.emit("image", "prune", "", {"reclaimed": str(freed)})
+        return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": freed})
 
     async def push(self, request: web.Request) -> web.StreamResponse:
         from orlop.images.push import push

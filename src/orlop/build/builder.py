@@ -112,7 +112,7 @@ class Builder:
             base = dockerfile.expand(stage.base, global_args)
             emit({"stream": f"Step {step}/{total} : {stage.from_line.original}\n"})
             state = await self._from(base, results, options, emit)
-            emit({"stream": f" ---> {short(self._store_config(state))}\n"})
+            emit({"stream": f" ---> {short(self._config_digest(state))}\n"})
             args: dict[str, str] = {}
             for inst in self._with_onbuild(state, stage.instructions):
                 step += 1
@@ -136,7 +136,8 @@ class Builder:
         triggers = state.run_config.get("OnBuild") or []
         if not triggers:
             return instructions
-        state.run_config["OnBuild"] = None
+        state.run_config["OnBuild"] = None  # the child image does not inherit them
+        state.digest = None
         parsed = []
         for trigger in triggers:
             _, stages = dockerfile.parse(f"FROM scratch\n{trigger}\n")
@@ -162,7 +163,7 @@ class Builder:
         config = json.loads(self.content.read(record.config))
         manifest = json.loads(self.content.read(record.manifest))
         chain = await self.images.unpacked(record)
-        return State(config, list(manifest.get("layers") or []), chain)
+        return State(config, list(manifest.get("layers") or []), chain, digest=record.config)
 
     # -- one instruction -----------------------------------------------------------------------
     async def _step(self, state: State, inst, args: dict, global_args: dict, options: Options, ctx: str,
@@ -178,7 +179,7 @@ class Builder:
         if keyword in METADATA:
             new = state.child()
             created_by = self._metadata(new, inst, env)
-            key = self.cache.key(self._store_config(state), created_by, json.dumps(new.config, sort_keys=True))
+            key = self.cache.key(self._config_digest(state), created_by, json.dumps(new.config, sort_keys=True))
             hit = self._cache_hit(key, options, emit)
             if hit is not None:
                 return hit
@@ -259,7 +260,7 @@ class Builder:
         used = {k: v for k, v in args.items() if k not in PREDEFINED_ARGS}
         prefix = f"|{len(used)} " + " ".join(f"{k}={v}" for k, v in sorted(used.items())) + " " if used else ""
         created_by = prefix + (" ".join(argv) if inst.json is None else json.dumps(argv))
-        key = self.cache.key(self._store_config(state), created_by, "")
+        key = self.cache.key(self._config_digest(state), created_by, "")
         hit = self._cache_hit(key, options, emit)
         if hit is not None:
             return hit
@@ -314,7 +315,7 @@ class Builder:
                 raise BuildError(f"invalid chmod parameter: {chmod_text!r} (line {inst.line})") from None
             created_by = f"/bin/sh -c #(nop) {inst.keyword} {'dir' if len(sources) > 1 else 'file'}:" \
                          f"{checksum.split(':')[-1]} in {dest} "
-            key = self.cache.key(self._store_config(state), created_by, json.dumps([chown, chmod]))
+            key = self.cache.key(self._config_digest(state), created_by, json.dumps([chown, chmod]))
             hit = self._cache_hit(key, options, emit)
             if hit is not None:
                 return hit
@@ -345,7 +346,15 @@ class Builder:
         return view.root, view
 
     # -- results ---------------------------------------------------------------------------------
+    @staticmethod
+    def _config_digest(state: State) -> str:
+        """The image ID of a step's parent, for the cache key and the messages (stored only
+        when it is a step's result: a parent alone leaves nothing behind)."""
+        return state.digest or "sha256:" + hashlib.sha256(state.config_bytes()).hexdigest()
+
     def _store_config(self, state: State) -> str:
+        if state.digest:
+            return state.digest  # an image's own config, as it is
         data = state.config_bytes()
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.content.exists(digest):

@@ -34,3 +34,11 @@ class BuildCache:
             self.entries[key] = value
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             write_atomic(self.path, json.dumps(self.entries).encode())
+
+    def clear(self) -> dict[str, dict]:
+        """Forget every entry (`docker builder prune`); the entries forgotten."""
+        with self.lock:
+            removed, self.entries = self.entries, {}
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            write_atomic(self.path, b"{}")
+        return removed

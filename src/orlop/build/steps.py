@@ -40,10 +40,11 @@ class State:
     """An image during the build: its config JSON (config, rootfs.diff_ids, history), the
     descriptors of its layers' blobs, and the chain ID of its top snapshot."""
 
-    def __init__(self, config: dict, layers: list[dict], chain: str | None) -> None:
+    def __init__(self, config: dict, layers: list[dict], chain: str | None, digest: str | None = None) -> None:
         self.config = config
         self.layers = layers
         self.chain = chain
+        self.digest = digest  # the config blob's digest when it is an image's, unchanged
 
     @classmethod
     def scratch(cls) -> State:

@@ -26,7 +26,7 @@ from orlop.errors import Conflict, InvalidParameter, NotFound, OrlopError
 from orlop.images.changes import ChangeError, apply_changes
 from orlop.images.layers import store_tar
 from orlop.images.reference import InvalidReference, parse
-from orlop.images.store import ImageNotFound, ImageRecord, dangling_name
+from orlop.images.store import ImageRecord, dangling_name
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -182,12 +182,6 @@ class Committer:
                     "config": {"mediaType": DOCKER_CONFIG, "size": len(config_bytes), "digest": config_digest},
                     "layers": layers}
         manifest_digest = content.put(json.dumps(manifest, separators=(",", ":")).encode())
-        if name:
-            _keep_replaced_as_dangling(store, name, config_digest)
-            try:
-                store.remove(dangling_name(config_digest))
-            except ImageNotFound:
-                pass
         store.put(ImageRecord(name or dangling_name(config_digest), manifest_digest, manifest_digest, config_digest))
         return config_digest
 
@@ -199,14 +193,3 @@ def _write_layer(write_fd: int) -> int:
             return tarwrite.write_layer("/", out, LAYER_EXCLUDES)
         except BrokenPipeError:
             raise OrlopError("the layer's reader went away") from None
-
-
-def _keep_replaced_as_dangling(store, name: str, new_config: str) -> None:
-    """The image a name pointed to before stays, without a name, as dockerd keeps it."""
-    try:
-        old = store.get(name)
-    except ImageNotFound:
-        return
-    if old.config == new_config or any(r.config == old.config and r.name != name for r in store.list()):
-        return
-    store.put(ImageRecord(dangling_name(old.config), old.target, old.manifest, old.config))

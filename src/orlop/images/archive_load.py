@@ -219,10 +219,9 @@ def _name(found: list[_Image], images: ImageStore) -> list[Loaded]:
     """The last step: point the names at the images (and keep unnamed ones as dangling)."""
     report = []
     for image in found:
-        dangling = dangling_name(image.config)
         if not image.names:
             if not any(r.config == image.config for r in images.list()):
-                images.put(ImageRecord(dangling, image.target, image.manifest, image.config))
+                images.put(ImageRecord(dangling_name(image.config), image.target, image.manifest, image.config))
             report.append(Loaded(image.config, None))
             continue
         for name in image.names:
@@ -230,14 +229,8 @@ def _name(found: list[_Image], images: ImageStore) -> list[Loaded]:
                 previous = images.get(name)
             except ImageNotFound:
                 previous = None
+            # the old image keeps its content, without a name (Docker: "renaming ... to empty string")
             images.put(ImageRecord(name, image.target, image.manifest, image.config))
             replaced = previous.config if previous and previous.config != image.config else None
-            if replaced and not any(r.config == replaced for r in images.list()):
-                # the old image keeps its content, without a name (Docker: "renaming ... to empty string")
-                images.put(ImageRecord(dangling_name(replaced), previous.target, previous.manifest, replaced))
             report.append(Loaded(image.config, name, replaced))
-        try:
-            images.remove(dangling)
-        except ImageNotFound:
-            pass
     return report

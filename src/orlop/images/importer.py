@@ -25,7 +25,7 @@ from orlop.images.archive_format import (
 from orlop.images.changes import apply_changes
 from orlop.images.content import ContentStore
 from orlop.images.pull import host_platform
-from orlop.images.store import ImageNotFound, ImageRecord, ImageStore, dangling_name
+from orlop.images.store import ImageRecord, ImageStore, dangling_name
 
 
 def image_config(diff_id: str, *, changes: Iterable[str] = (), message: str = "", platform: dict | None = None,
@@ -67,11 +67,6 @@ def import_rootfs(source: BinaryIO, content: ContentStore, images: ImageStore, *
             unpack_image(record, content, snapshotter)
         except LayerError as e:
             raise ArchiveError(f"cannot import: {e}") from None
-    if name:
-        try:
-            images.remove(dangling_name(config))
-        except ImageNotFound:
-            pass
     images.put(record)
     return record
 

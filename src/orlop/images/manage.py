@@ -90,9 +90,7 @@ def history(record: ImageRecord, content: ContentStore) -> list[dict]:
 def tag(images: ImageStore, source: str, target: Reference) -> ImageRecord:
     record = images.get(source)
     tagged = ImageRecord(str(target), record.target, record.manifest, record.config)
-    images.put(tagged)
-    if record.dangling:
-        images.remove(record.name)  # named now: no longer dangling
+    images.put(tagged)  # a dangling image named now is no longer dangling
     return tagged
 
 
@@ -153,7 +151,45 @@ def garbage_collect(images: ImageStore, content: ContentStore, *, grace_seconds:
     return {"blobs": removed_blobs, "snapshots": removed_snapshots, "reclaimed": reclaimed}
 
 
-def _collect_snapshots(images: ImageStore, content: ContentStore, snapshotter) -> list[str]:
+def references(record: ImageRecord, content: ContentStore) -> tuple[set[str], set[str]]:
+    """The blobs (index, manifest, config, layers) and snapshots (chain IDs) an image uses."""
+    from orlop.snapshots import chain_ids
+
+    blobs = {record.target, record.manifest, record.config}
+    try:
+        blobs.update(layer["digest"] for layer in _manifest(record, content).get("layers", []))
+        chains = set(chain_ids(_config(record, content)["rootfs"]["diff_ids"]))
+    except (ContentError, KeyError, ValueError):
+        chains = set()
+    return blobs, chains
+
+
+def release(images: ImageStore, content: ContentStore, snapshotter, blobs: set[str], chains: set[str]) -> int:
+    """After images or build cache entries are removed: delete those of their blobs and
+    snapshots that nothing reaches any more (only those: what a pull or a build is writing
+    meanwhile is never touched); the bytes freed."""
+    keep = reachable_blobs(images, content)
+    freed = 0
+    for digest in blobs - keep:
+        try:
+            freed += os.stat(content.path(digest)).st_size
+        except (FileNotFoundError, ContentError):
+            continue
+        content.delete(digest)
+    if snapshotter is not None and chains:
+        usage = {}
+        for name in chains:
+            try:
+                usage[name] = snapshotter.usage(name).size
+            except Exception:
+                continue
+        freed += sum(usage[name] for name in _collect_snapshots(images, content, snapshotter, chains)
+                     if name in usage)
+    return freed
+
+
+def _collect_snapshots(images: ImageStore, content: ContentStore, snapshotter,
+                       only: set[str] | None = None) -> list[str]:
     from orlop.snapshots import COMMITTED, chain_ids
 
     wanted: set[str] = set()
@@ -172,7 +208,8 @@ def _collect_snapshots(images: ImageStore, content: ContentStore, snapshotter) -
     removed = []
     while True:  # leaves first: a snapshot with children cannot go
         parents = {info.parent for info in infos.values() if info.parent}
-        leaves = [n for n, i in infos.items() if i.kind == COMMITTED and n not in wanted and n not in parents]
+        leaves = [n for n, i in infos.items() if i.kind == COMMITTED and n not in wanted and n not in parents
+                  and (only is None or n in only)]
         if not leaves:
             return removed
         for name in leaves:

@@ -58,7 +58,16 @@ class ImageStore:
         write_atomic(self.path, json.dumps(images, indent=1, sort_keys=True).encode())
 
     def put(self, record: ImageRecord) -> None:
+        """Point `record.name` at its image, as dockerd names images: the image the name
+        pointed to before stays, as a dangling one, if no other name keeps it; an image
+        that gets a name is no longer kept as dangling."""
         images = self._load()
+        old = images.get(record.name)
+        if not record.dangling:
+            if old is not None and old["config"] != record.config and not any(
+                    e["config"] == old["config"] for n, e in images.items() if n != record.name):
+                images[dangling_name(old["config"])] = {**old, "distributed": False}
+            images.pop(dangling_name(record.config), None)
         images[record.name] = record.to_json()
         self._save(images)
 

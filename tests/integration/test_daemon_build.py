@@ -199,6 +199,14 @@ def test_orlop_cli_build(daemon, tmp_path):
     write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN exit 5\n"})
     failed = subprocess.run([orlop, "-H", daemon.host, "build", ctx], capture_output=True, text=True, timeout=120)
     assert failed.returncode == 1 and "returned a non-zero code: 5" in failed.stderr
+    write_context(tmp_path, {"Dockerfile": "FROM busybox\nARG X\nCOPY f /f\nRUN echo $X >> /f\n"
+                                           'CMD ["cat", "/f"]\n'})
+    pruned = subprocess.run([orlop, "-H", daemon.host, "builder", "prune", "-f"], capture_output=True, text=True,
+                            timeout=60)
+    assert pruned.returncode == 0 and pruned.stdout.startswith("Deleted build cache objects:\n"), pruned.stdout
+    again = subprocess.run([orlop, "-H", daemon.host, "build", "-t", "viacli:1", "--build-arg", "X=arg", ctx],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "Using cache" not in again.stdout  # the step cache was forgotten
 
 
 def test_add_extracts_local_archives_and_downloads_urls(daemon, tmp_path):

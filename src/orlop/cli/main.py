@@ -49,6 +49,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         **{name: COMMANDS[name] for name in ("pull", "push", "tag", "save", "load", "history", "build")},
         "inspect": ("commands.system", "image_inspect"), "prune": ("commands.images", "prune"),
     },
+    "builder": {"prune": ("commands.system", "builder_prune"), "build": ("commands.build", "build")},
     "volume": {name: ("commands.volumes", name) for name in ("create", "ls", "inspect", "rm", "prune")} | {
         "list": ("commands.volumes", "ls"), "remove": ("commands.volumes", "rm")},
     "network": {name: ("commands.networks", name) for name in ("create", "ls", "inspect", "rm", "connect",
@@ -123,7 +124,8 @@ def usage() -> str:
     common = ("run", "exec", "ps", "images", "pull", "push", "login", "logout", "version", "info")
     lines += [f"  {name.ljust(11)} {SUMMARIES[name]}" for name in common]
     lines += ["", "Management Commands:", "  container   Manage containers", "  image       Manage images",
-              "  network     Manage networks", "  system      Manage orlop", "  volume      Manage volumes", "",
+              "  builder     Manage builds", "  network     Manage networks", "  system      Manage orlop",
+              "  volume      Manage volumes", "",
               "Commands:"]
     lines += [f"  {name.ljust(11)} {SUMMARIES[name]}" for name in sorted(SUMMARIES) if name not in common]
     lines += ["", "Global Options:",

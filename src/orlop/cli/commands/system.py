@@ -319,5 +319,37 @@ def prune(cli, opts, args):
     total += reclaimed
     if lines:
         sys.stdout.write("Deleted Images:\n" + "".join(line + "\n" for line in lines) + "\n")
+    caches, reclaimed = prune_build_cache(cli, opts.all, opts.filter)
+    total += reclaimed
+    if caches:
+        sys.stdout.write("Deleted build cache objects:\n" + "".join(c + "\n" for c in caches) + "\n")
     sys.stdout.write(f"Total reclaimed space: {units.human_size(total)}\n")
+    return 0
+
+
+def prune_build_cache(cli, all_cache: bool, filters: list[str]) -> tuple[list[str], int]:
+    from orlop.cli.commands.images import filters_json
+
+    result = cli.client.post("/build/prune", {"all": all_cache, "filters": filters_json(filters)}) or {}
+    return list(result.get("CachesDeleted") or []), int(result.get("SpaceReclaimed") or 0)
+
+
+BUILDER_PRUNE_SPEC = Spec("builder prune", "orlop builder prune", "Remove build cache", [
+    flag("-a, --all", "bool", "Remove all unused build cache, not just dangling ones"),
+    flag("--filter", "list", "Provide filter values (e.g. \"until=24h\")", metavar="filter"),
+    flag("-f, --force", "bool", "Do not prompt for confirmation"),
+], max_args=0)
+
+
+@command(BUILDER_PRUNE_SPEC)
+def builder_prune(cli, opts, args):
+    from orlop.cli.commands.images import confirm
+
+    if not opts.force and not confirm("WARNING! This will remove all dangling build cache.\n"
+                                      "Are you sure you want to continue?"):
+        return 0
+    caches, reclaimed = prune_build_cache(cli, opts.all, opts.filter)
+    if caches:
+        sys.stdout.write("Deleted build cache objects:\n" + "".join(c + "\n" for c in caches) + "\n")
+    sys.stdout.write(f"Total reclaimed space: {units.human_size(reclaimed)}\n")
     return 0

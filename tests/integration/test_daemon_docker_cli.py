@@ -326,3 +326,29 @@ def test_ctrl_p_ctrl_q_detaches_the_docker_cli(daemon):
     assert done.returncode == 0, done.stdout
     assert inspect(daemon, "detached", "{{.State.Running}}") == "true"
     daemon.docker("rm", "-f", "detached")
+
+
+def test_devices_init_unset_env_and_host_uts(daemon):
+    """--device (with its cgroup permissions), --privileged's host devices, --init as PID 1,
+    `-e NAME` unsetting NAME, --uts host: as dockerd gives them."""
+    run = ["run", "--rm"]  # under the daemon's runtime: orlop-runtime, runc (crun where it works)
+    listing = daemon.docker(*run, "--device", "/dev/loop0:/dev/disk0", "busybox", "ls", "-l", "/dev/disk0").stdout
+    assert listing.startswith("b") and "7,   0" in listing
+    limited = daemon.docker(*run, "--device", "/dev/loop0:/dev/disk0:r", "busybox", "sh", "-c",
+                            "dd if=/dev/disk0 of=/dev/null count=0 2>/dev/null && echo read; "
+                            "echo x 2>/dev/null > /dev/disk0 || echo write-denied").stdout
+    assert limited == "read\nwrite-denied\n"
+    missing = daemon.docker(*run, "--device", "/dev/no-such-device", "busybox", "true", check=False)
+    assert missing.returncode == 127
+    assert 'adding custom device "/dev/no-such-device": no such file or directory' in missing.stderr
+    host_devices = {p for p in os.listdir("/dev") if not os.path.isdir(os.path.join("/dev", p))}
+    privileged = set(daemon.docker(*run, "--privileged", "busybox", "ls", "/dev").stdout.split())
+    assert "loop0" in privileged and "kmsg" in privileged and len(privileged & host_devices) > 20
+    assert "loop0" not in daemon.docker(*run, "busybox", "ls", "/dev").stdout.split()
+    tree = daemon.docker(*run, "--init", "busybox", "ps", "-o", "pid,args").stdout.splitlines()
+    assert tree[1].split()[:2] == ["1", "/sbin/docker-init"] and tree[2].split()[1] == "ps"  # its child
+    assert "UNSET_BY_NAME" not in os.environ  # the docker CLI sends the bare name
+    env = daemon.docker(*run, "-e", "X=1", "-e", "UNSET_BY_NAME", "busybox", "env").stdout.split()
+    assert "X=1" in env and not [e for e in env if e.startswith("UNSET_BY_NAME")]
+    hostname = daemon.docker(*run, "--uts", "host", "busybox", "sh", "-c", "hostname; echo $HOSTNAME").stdout
+    assert hostname == f"{os.uname().nodename}\n{os.uname().nodename}\n"

@@ -17,7 +17,7 @@ def test_a_string_command_is_a_one_element_list():
 @pytest.mark.parametrize("body, message", [
     ({"Cmd": 5}, "Config.Cmd of type []string"),
     ({"Env": "A=1"}, "Config.Env of type []string"),
-    ({"Env": ["NOEQUALS"]}, "invalid environment variable"),
+    ({"Env": [""]}, "invalid environment variable"),
     ({"Env": ["=x"]}, "invalid environment variable"),
     ({"Labels": ["a"]}, "Config.Labels of type map[string]string"),
     ({"WorkingDir": "rel"}, "needs to be an absolute path"),

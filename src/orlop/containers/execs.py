@@ -95,7 +95,7 @@ class ExecService:
         pc = exec_record["ProcessConfig"]
         process["args"] = [pc["entrypoint"], *pc["arguments"]]
         process["terminal"] = pc["tty"]
-        process["env"] = spec.merge_env(process.get("env") or [], exec_record["Orlop"]["Env"], {})
+        process["env"] = spec.process_env(process.get("env") or [], exec_record["Orlop"]["Env"], {})
         if pc["tty"] and not any(e.startswith("TERM=") for e in process["env"]):
             process["env"].append("TERM=xterm")
         if exec_record["Orlop"]["WorkingDir"]:

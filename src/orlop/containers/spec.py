@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from orlop.containers import devices
 from orlop.containers.seccomp_profile import DOCKER_DEFAULT_CAPS, for_container
 from orlop.containers.validate import parse_bind
 from orlop.errors import InvalidParameter
@@ -71,6 +72,13 @@ def merge_env(image_env: list[str], request_env: list[str], extra: dict[str, str
     for key, value in extra.items():
         env.setdefault(key, f"{key}={value}")
     return list(env.values())
+
+
+def process_env(base: list[str], overrides: list[str], extra: dict[str, str]) -> list[str]:
+    """The environment a process gets: `overrides` merged over `base` and the defaults in
+    `extra`, where a bare NAME (`-e NAME` with NAME unset on the client) removes NAME, as
+    moby's ReplaceOrAppendEnvValues does."""
+    return [entry for entry in merge_env(base, overrides, extra) if "=" in entry]
 
 
 def resolve_user(rootfs: str, user: str) -> dict:
@@ -252,7 +260,8 @@ def generate(record: dict, shared_namespaces: dict[str, str], rootfs: str, files
     args = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
     if not args:
         raise InvalidParameter("no command specified")
-    extra = {"PATH": DEFAULT_PATH, "HOSTNAME": config.get("Hostname") or record["Id"][:12]}
+    hostname = os.uname().nodename if _mode(hc, "UTSMode") == "host" else config.get("Hostname") or record["Id"][:12]
+    extra = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
     if config.get("Tty"):
         extra["TERM"] = "xterm"
     caps = capabilities(hc)
@@ -260,7 +269,7 @@ def generate(record: dict, shared_namespaces: dict[str, str], rootfs: str, files
         "terminal": bool(config.get("Tty")),
         "user": resolve_user(rootfs, config.get("User") or ""),
         "args": args,
-        "env": merge_env([], config.get("Env") or [], extra),
+        "env": process_env([], config.get("Env") or [], extra),
         "cwd": config.get("WorkingDir") or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": "no-new-privileges" in (hc.get("SecurityOpt") or [])
@@ -300,13 +309,18 @@ def generate(record: dict, shared_namespaces: dict[str, str], rootfs: str, files
         "cgroupsPath": f"/orlop/{record['Id']}",
         "sysctl": dict(hc.get("Sysctls") or {}),
     }
+    nodes, device_rules = devices.for_container(hc)
+    if nodes:
+        linux["devices"] = nodes
+    if device_rules:
+        linux["resources"]["devices"] = [*linux["resources"]["devices"], *device_rules]
     security = hc.get("SecurityOpt") or []
     if not hc.get("Privileged"):
         linux["maskedPaths"] = MASKED_PATHS
         linux["readonlyPaths"] = READONLY_PATHS
         if seccomp_profile is not None and "seccomp=unconfined" not in security and "seccomp:unconfined" not in security:
             linux["seccomp"] = for_container(seccomp_profile, caps)
-    return {
+    generated = {
         "ociVersion": "1.0.2-dev",
         "process": process,
         "root": {"path": rootfs, "readonly": bool(hc.get("ReadonlyRootfs"))},
@@ -314,3 +328,28 @@ def generate(record: dict, shared_namespaces: dict[str, str], rootfs: str, files
         "mounts": mounts(record, files),
         "linux": linux,
     }
+    if _mode(hc, "UTSMode") == "host":
+        del generated["hostname"]  # the host's own: a hostname needs a UTS namespace of its own
+    if hc.get("Init"):
+        _with_init(generated)
+    return generated
+
+
+def init_binary() -> str:
+    """The init run as PID 1 for --init: Docker's docker-init (tini) if installed, else
+    Debian's static tini; statically linked, as it runs from the container's root."""
+    import shutil
+
+    for name in ("docker-init", "tini-static"):
+        path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/libexec/docker:/usr/bin:/usr/sbin")
+        if path:
+            return path
+    raise InvalidParameter("--init: no init binary found (install tini: apt-get install tini)")
+
+
+def _with_init(config: dict) -> None:
+    """--init: tini at /sbin/docker-init reaps zombies and forwards signals to the command,
+    which it starts as its child (moby's WithInit)."""
+    config["process"]["args"] = ["/sbin/docker-init", "--", *config["process"]["args"]]
+    config["mounts"].append({"destination": "/sbin/docker-init", "type": "bind", "source": init_binary(),
+                             "options": ["rbind", "ro", "rprivate"]})

@@ -70,9 +70,9 @@ def config(body: dict) -> None:
     _strslice(body, "Entrypoint")
     _string_list(body, "Env", "Config")
     _string_map(body, "Labels", "Config")
-    for entry in body.get("Env") or []:
-        if entry.startswith("=") or "=" not in entry:
-            raise InvalidParameter(f"invalid environment variable: {entry!r} (expected NAME=value)")
+    for entry in body.get("Env") or []:  # a bare NAME is allowed: it unsets NAME
+        if not entry or entry.startswith("="):
+            raise InvalidParameter(f"invalid environment variable: {entry!r} (expected NAME=value or NAME)")
     working_dir = body.get("WorkingDir")
     if working_dir and not isinstance(working_dir, str):
         raise _type_error("Config.WorkingDir", working_dir, "string")

@@ -184,3 +184,50 @@ def test_prune_and_rmi_remove_images_and_free_their_layers(tmp_path):
             assert "Total reclaimed space" in d.docker("system", "prune", "-af", "--volumes").stdout
         finally:
             os.environ.pop("DOCKER_BUILDKIT", None)
+
+
+SEARCH_INDEX = r"""
+import http.server, json, sys, urllib.parse
+class Index(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        url = urllib.parse.urlparse(self.path)
+        if url.path != "/v1/search":
+            self.send_response(404); self.end_headers(); return
+        query = urllib.parse.parse_qs(url.query)
+        results = [{"name": n, "description": f"the {n} image", "star_count": s, "is_official": o,
+                    "is_automated": False} for n, s, o in (("busybox", 3000, True), ("busy/tools", 2, False),
+                                                           ("other", 9, False)) if query["q"][0] in n]
+        body = json.dumps({"num_results": len(results), "query": query["q"][0], "results": results}).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Index).serve_forever()
+"""
+
+
+def test_search_asks_the_index_the_term_names(daemon):
+    import subprocess
+    import sys
+    import time
+
+    port = 18765
+    server = subprocess.Popen(["nsenter", f"--net={daemon.netns_path}", "--", sys.executable, "-c", SEARCH_INDEX,
+                               str(port)])
+    try:
+        time.sleep(0.5)
+        rows = [line.split() for line in daemon.docker("search", f"localhost:{port}/busy").stdout.splitlines()]
+        assert rows[0][:2] == ["NAME", "DESCRIPTION"]
+        assert [r[0] for r in rows[1:]] == ["busybox", "busy/tools"]
+        official = daemon.docker("search", "--filter", "is-official=true", "--format", "{{.Name}} {{.StarCount}}",
+                                 f"localhost:{port}/busy").stdout
+        assert official == "busybox 3000\n"
+        assert daemon.docker("search", "--filter", "stars=10", "--format", "{{.Name}}",
+                             f"localhost:{port}/b").stdout == "busybox\n"
+        bad = daemon.docker("search", "--limit", "500", f"localhost:{port}/busy", check=False)
+        assert bad.returncode == 1 and "Limit 500 is outside the range of [1, 100]" in bad.stderr
+    finally:
+        server.kill()
+        server.wait()
+    gone = daemon.docker("search", f"localhost:{port}/busy", check=False)
+    assert gone.returncode == 1 and f"localhost:{port}" in gone.stderr

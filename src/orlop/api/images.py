@@ -16,7 +16,7 @@ from orlop.api.streams import JsonLines
 from orlop.containers import logs as container_logs
 from orlop.containers.events import Events
 from orlop.containers.logs import entry_time
-from orlop.errors import Conflict, InvalidParameter, NotFound, Unauthorized
+from orlop.errors import Conflict, InvalidParameter, NotFound, OrlopError, Unauthorized
 from orlop.images import archive, manage
 from orlop.images.progress import with_progress_field
 from orlop.images.reference import parse
@@ -78,6 +78,7 @@ class ImageRoutes:
     def register(self, add) -> None:
         add("POST", "/images/create", self.create)
         add("GET", "/images/json", self.list)
+        add("GET", "/images/search", self.search)
         add("POST", "/images/prune", self.prune)
         add("POST", "/images/load", self.load)
         add("GET", "/images/get", self.save_many)
@@ -264,6 +265,32 @@ class ImageRoutes:
                                         self.images.snapshotter, blobs, chains)
         self.events.emit("image", "prune", "", {"reclaimed": str(freed)})
         return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": freed})
+
+    async def search(self, request: web.Request) -> web.Response:
+        from orlop.images.search import search, split_term
+
+        term = request.query.get("term") or ""
+        if not term:
+            raise InvalidParameter("a search term is required")
+        try:
+            limit = int(request.query.get("limit") or 25)
+        except ValueError:
+            raise InvalidParameter(f"invalid limit {request.query.get('limit')!r}") from None
+        if not 1 <= limit <= 100:
+            raise InvalidParameter(f"Limit {limit} is outside the range of [1, 100]")
+        filters = query_filters(request)
+        for key, values in filters.items():
+            if key not in ("is-official", "stars", "is-automated"):
+                raise InvalidParameter(f"invalid filter '{key}'")
+            if key == "stars" and not all(v.isdigit() for v in values):
+                raise InvalidParameter(f"invalid filter 'stars={values[0]}'")
+        try:
+            found = await search(term, limit, filters, self.images.insecure_hosts,
+                                 registry_auth(request) or None)
+        except RegistryError as e:
+            host = split_term(term)[0]
+            raise OrlopError(f"{e} ({host})") from None
+        return json_response(found)
 
     async def push(self, request: web.Request) -> web.StreamResponse:
         from orlop.images.push import push

@@ -224,6 +224,10 @@ def test_search_asks_the_index_the_term_names(daemon):
         assert official == "busybox 3000\n"
         assert daemon.docker("search", "--filter", "stars=10", "--format", "{{.Name}}",
                              f"localhost:{port}/b").stdout == "busybox\n"
+        orlop = subprocess.run([os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), ".venv", "bin", "orlop"), "-H", daemon.host, "search",
+            f"localhost:{port}/busy"], capture_output=True, text=True, timeout=30)
+        assert orlop.stdout == daemon.docker("search", f"localhost:{port}/busy").stdout
         bad = daemon.docker("search", "--limit", "500", f"localhost:{port}/busy", check=False)
         assert bad.returncode == 1 and "Limit 500 is outside the range of [1, 100]" in bad.stderr
     finally:

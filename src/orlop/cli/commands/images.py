@@ -380,3 +380,36 @@ def prune(cli, opts, args):
         sys.stdout.write("Deleted Images:\n" + "".join(line + "\n" for line in lines) + "\n")
     sys.stdout.write(f"Total reclaimed space: {units.human_size(reclaimed)}\n")
     return 0
+
+
+SEARCH_SPEC = Spec("search", "orlop search [OPTIONS] TERM", "Search Docker Hub for images", [
+    flag("-f, --filter", "list", "Filter output based on conditions provided", metavar="filter"),
+    flag("--format", "string", "Pretty-print search using a Go template"),
+    flag("--limit", "int", "Max number of search results", 0),
+    flag("--no-trunc", "bool", "Don't truncate output"),
+], min_args=1, max_args=1)
+
+
+@command(SEARCH_SPEC)
+def search(cli, opts, args):
+    from orlop.cli.commands.registry import registry_auth_header
+
+    first, slash, _ = args[0].partition("/")  # the index the term names, as the daemon splits it
+    index = first if slash and ("." in first or ":" in first or first == "localhost") else "docker.io"
+    query = {"term": args[0], "limit": opts.limit or None, "filters": filters_json(opts.filter)}
+    found = cli.client.call("GET", "/images/search", query,
+                            headers={"X-Registry-Auth": registry_auth_header(index)}) or []
+    rows = []
+    for result in found:
+        description = " ".join((result.get("description") or "").split("\n"))
+        if not opts.no_trunc and len(description) > 45:
+            description = description[:44] + "…"
+        rows.append({"Name": result.get("name", ""), "Description": description,
+                     "StarCount": str(result.get("star_count", 0)),
+                     "IsOfficial": "[OK]" if result.get("is_official") else "",
+                     "IsAutomated": "[OK]" if result.get("is_automated") else ""})
+    fmt = Format(opts.format or "", "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}",
+                 {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL",
+                  "IsAutomated": "AUTOMATED"})
+    sys.stdout.write(fmt.render(rows))
+    return 0

@@ -246,18 +246,40 @@ def test_kill_9_and_restart_keeps_ports_and_leaks_nothing():
 
 
 FAKE_UPSTREAM = """
-import socket, sys
+import socket, sys, threading
 import dns.message, dns.rrset
+def reply_to(data):
+    query = dns.message.from_wire(data)
+    reply = dns.message.make_response(query)
+    if query.question[0].name.to_text() == "outside.example.":
+        reply.answer.append(dns.rrset.from_text("outside.example.", 60, "IN", "A", "192.0.2.44"))
+    return reply.to_wire()
+def over_tcp():
+    server = socket.create_server((sys.argv[1], 53))
+    while True:
+        conn, _ = server.accept()
+        with conn:
+            size = int.from_bytes(conn.recv(2), "big")
+            data = b""
+            while len(data) < size:
+                data += conn.recv(size - len(data))
+            wire = reply_to(data)
+            conn.sendall(len(wire).to_bytes(2, "big") + wire)
+threading.Thread(target=over_tcp, daemon=True).start()
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind((sys.argv[1], 53))
 print("ready", flush=True)
 while True:
     data, addr = sock.recvfrom(65535)
-    query = dns.message.from_wire(data)
-    reply = dns.message.make_response(query)
-    if query.question[0].name.to_text() == "outside.example.":
-        reply.answer.append(dns.rrset.from_text("outside.example.", 60, "IN", "A", "192.0.2.44"))
-    sock.sendto(reply.to_wire(), addr)
+    sock.sendto(reply_to(data), addr)
+"""
+
+TCP_CLIENT = """
+import sys
+import dns.message, dns.query
+for name in sys.argv[2:]:
+    answer = dns.query.tcp(dns.message.make_query(name, "A"), sys.argv[1], timeout=5)
+    print(name, *sorted(r.address for rrset in answer.answer for r in rrset))
 """
 
 
@@ -279,7 +301,18 @@ def test_other_names_are_forwarded_to_the_hosts_resolver(daemon, tmp_path):
         assert server.stdout.readline().strip() == "ready"
         out = daemon.docker("run", "--rm", "--network", "resolving", "busybox", "nslookup", "outside.example").stdout
         assert "192.0.2.44" in out
+        # Over TCP too (what a client does with a truncated answer), from a container's namespace.
+        daemon.docker("run", "-d", "--name", "tcp-asker", "--network", "resolving", "busybox", "sleep", "60")
+        pid = daemon.docker("inspect", "-f", "{{.State.Pid}}", "tcp-asker").stdout.strip()
+        gateway = daemon.docker("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+                                "resolving").stdout.strip()
+        asked = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "--", sys.executable, "-c", TCP_CLIENT,
+                                gateway, "outside.example", "tcp-asker"], capture_output=True, text=True, timeout=30)
+        own = daemon.docker("inspect", "-f", "{{.NetworkSettings.Networks.resolving.IPAddress}}",
+                            "tcp-asker").stdout.strip()
+        assert asked.stdout.splitlines() == ["outside.example 192.0.2.44", f"tcp-asker {own}"], asked.stderr
     finally:
+        daemon.docker("rm", "-f", "tcp-asker", check=False)
         server.kill()
         server.wait()
         daemon.docker("network", "rm", "resolving")

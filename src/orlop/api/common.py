@@ -56,3 +56,30 @@ def query_filters(request: web.Request) -> dict[str, list[str]]:
     if not isinstance(parsed, dict):
         raise InvalidParameter(f"invalid filters: {raw!r} is not a JSON object")
     return {k: list(v) if isinstance(v, dict | list) else [v] for k, v in parsed.items()}
+
+
+def label_matches(labels: dict | None, wanted: str) -> bool:
+    """A `label=` filter value: "key" (present) or "key=value"."""
+    key, eq, value = wanted.partition("=")
+    return key in (labels or {}) and (not eq or (labels or {})[key] == value)
+
+
+def matches_filters(filters: dict[str, list[str]], checks: dict, labels: dict | None = None) -> bool:
+    """moby's filters.Args: a key's values are alternatives (name=a&name=b: either), except
+    `label`, whose values must all match (as compose asks project=x and service=y), and
+    `label!`, none of whose may; a key without a check is refused."""
+    for key, values in filters.items():
+        if key == "label" and labels is not None:
+            if not all(label_matches(labels, v) for v in values):
+                return False
+            continue
+        if key == "label!" and labels is not None:
+            if any(label_matches(labels, v) for v in values):
+                return False
+            continue
+        check = checks.get(key)
+        if check is None:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        if not any(check(v) for v in values):
+            return False
+    return True

@@ -11,7 +11,7 @@ import time
 from aiohttp import web
 
 from orlop.api import streams
-from orlop.api.common import boolean, json_body, json_response, no_content, query_filters
+from orlop.api.common import boolean, json_body, json_response, matches_filters, no_content, query_filters
 from orlop.containers import healthcheck, shim_client
 from orlop.containers import logs as container_logs
 from orlop.containers.events import Events
@@ -462,18 +462,10 @@ def _matches(record: dict, filters: dict[str, list[str]]) -> bool:
         "status": lambda v: state["Status"] == v,
         "name": lambda v: _regex_match(v, record["Name"]) or _regex_match(v, record["Name"].lstrip("/")),
         "id": lambda v: record["Id"].startswith(v),
-        "label": lambda v: (record["Config"].get("Labels") or {}).get(v.split("=", 1)[0]) == v.split("=", 1)[1]
-        if "=" in v else v in (record["Config"].get("Labels") or {}),
         "exited": lambda v: not state["Running"] and str(state["ExitCode"]) == v,
         "ancestor": lambda v: record["Config"].get("Image") == v or record["Image"].startswith(v),
         "until": lambda v: entry_time(record["Created"]) < container_logs.parse_time(v),
         "network": lambda v: record["HostConfig"].get("NetworkMode") == v,
         "health": lambda v: healthcheck.status_of(state) == v,
     }
-    for key, values in filters.items():
-        check = checks.get(key)
-        if check is None:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        if not any(check(v) for v in values):
-            return False
-    return True
+    return matches_filters(filters, checks, record["Config"].get("Labels") or {})

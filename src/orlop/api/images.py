@@ -10,7 +10,7 @@ import re
 
 from aiohttp import web
 
-from orlop.api.common import boolean, json_body, json_response, query_filters
+from orlop.api.common import boolean, json_body, json_response, label_matches, query_filters
 from orlop.api.images_io import BodyReader, ResponseWriter
 from orlop.api.streams import JsonLines
 from orlop.containers import logs as container_logs
@@ -44,11 +44,6 @@ def _created(config_created: str) -> int:
         return int(entry_time(config_created.replace("+00:00", "Z"))) if config_created else 0
     except (ValueError, IndexError):
         return 0
-
-
-def _label_matches(labels: dict, wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
 
 
 def _familiar(name: str) -> str:
@@ -156,7 +151,7 @@ class ImageRoutes:
         if filters.get("label"):
             labels_of = {e["Id"]: (self.images.config(self.images.resolve(e["Id"])).get("config") or {}).get("Labels")
                          or {} for e in out}
-            out = [e for e in out if all(_label_matches(labels_of[e["Id"]], f) for f in filters["label"])]
+            out = [e for e in out if all(label_matches(labels_of[e["Id"]], f) for f in filters["label"])]
         for key, newer in (("before", False), ("since", True)):
             if filters.get(key):
                 pivot = _created(self.images.config(self.images.resolve(filters[key][0])).get("created", ""))
@@ -250,8 +245,8 @@ class ImageRoutes:
             labels = (image_config.get("config") or {}).get("Labels") or {}
             if until is not None and _created(image_config.get("created") or "") >= until:
                 continue
-            if not all(_label_matches(labels, f) for f in filters.get("label", [])) or \
-                    any(_label_matches(labels, f) for f in filters.get("label!", [])):
+            if not all(label_matches(labels, f) for f in filters.get("label", [])) or \
+                    any(label_matches(labels, f) for f in filters.get("label!", [])):
                 continue
             for record in records:
                 found = manage.references(record, self.images.content)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from orlop.api.common import json_body, json_response, no_content, query_filters
+from orlop.api.common import json_body, json_response, matches_filters, no_content, query_filters
 from orlop.containers.events import Events
 from orlop.containers.service import ContainerService
 from orlop.errors import InvalidParameter
@@ -18,17 +18,9 @@ def _matches(net: dict, filters: dict[str, list[str]]) -> bool:
         "id": lambda v: net["Id"].startswith(v),
         "driver": lambda v: net["Driver"] == v,
         "type": lambda v: (net["Name"] in PREDEFINED) == (v == "builtin"),
-        "label": lambda v: (net["Labels"] or {}).get(v.split("=", 1)[0]) == v.split("=", 1)[1] if "=" in v
-        else v in (net["Labels"] or {}),
         "scope": lambda v: v == "local",
     }
-    for key, values in filters.items():
-        check = checks.get(key)
-        if check is None:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        if not any(check(v) for v in values):
-            return False
-    return True
+    return matches_filters(filters, checks, net["Labels"] or {})
 
 
 class NetworkRoutes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from orlop.api.common import boolean, json_body, json_response, no_content, query_filters
+from orlop.api.common import boolean, json_body, json_response, matches_filters, no_content, query_filters
 from orlop.containers.service import ContainerService
 from orlop.errors import InvalidParameter
 from orlop.volumes import VolumeService
@@ -32,16 +32,9 @@ class VolumeRoutes:
             "name": lambda v: v in meta["Name"],
             "driver": lambda v: v == meta["Driver"],
             "dangling": lambda v: (not self.containers.volume_users(meta["Name"])) == (v.lower() in ("true", "1")),
-            "label": lambda v: v.split("=", 1)[0] in meta["Labels"] and (
-                "=" not in v or meta["Labels"][v.split("=", 1)[0]] == v.split("=", 1)[1]),
             "all": lambda v: True,
         }
-        for key, values in filters.items():
-            if key not in checks:
-                raise InvalidParameter(f"invalid filter '{key}'")
-            if not any(checks[key](v) for v in values):
-                return False
-        return True
+        return matches_filters(filters, checks, meta["Labels"] or {})
 
     async def list(self, request: web.Request) -> web.Response:
         filters = query_filters(request)

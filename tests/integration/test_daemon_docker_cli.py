@@ -352,3 +352,12 @@ def test_devices_init_unset_env_and_host_uts(daemon):
     assert "X=1" in env and not [e for e in env if e.startswith("UNSET_BY_NAME")]
     hostname = daemon.docker(*run, "--uts", "host", "busybox", "sh", "-c", "hostname; echo $HOSTNAME").stdout
     assert hostname == f"{os.uname().nodename}\n{os.uname().nodename}\n"
+
+
+def test_options_this_host_cannot_honour_are_refused_as_dockerd_refuses_them(daemon):
+    storage = daemon.docker("run", "--rm", "--storage-opt", "size=1G", "busybox", "true", check=False)
+    assert storage.returncode == 125
+    assert "--storage-opt is supported only for overlay over xfs with 'pquota' mount option" in storage.stderr
+    gpus = daemon.docker("run", "--rm", "--gpus", "all", "busybox", "true", check=False)
+    assert gpus.returncode == 125
+    assert 'could not select device driver "" with capabilities: [[gpu]]' in gpus.stderr

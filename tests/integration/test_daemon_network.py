@@ -317,3 +317,39 @@ def test_other_names_are_forwarded_to_the_hosts_resolver(daemon, tmp_path):
         server.wait()
         daemon.docker("network", "rm", "resolving")
         daemon.in_netns("ip", "link", "del", "orlres0")
+
+
+def test_legacy_links_mac_addresses_and_host_gateway(daemon):
+    """--link on the default bridge (hosts entry and Docker's DB_* variables), --mac-address
+    (kept over a restart), --add-host NAME:host-gateway."""
+    daemon.docker("run", "-d", "--name", "linked-db", "--expose", "5432", "-e", "POSTGRES_DB=app", "busybox",
+                  "sleep", "300")
+    try:
+        db_ip = daemon.docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "linked-db").stdout.strip()
+        out = daemon.docker("run", "--rm", "--name", "linker", "--link", "linked-db:db", "busybox", "sh", "-c",
+                            "grep -w db /etc/hosts; env | grep '^DB_' | sort").stdout.splitlines()
+        assert out[0].split() [0] == db_ip and out[0].split()[1] == "db" and "linked-db" in out[0].split()
+        assert set(out[1:]) >= {"DB_NAME=/linker/db", f"DB_PORT=tcp://{db_ip}:5432",
+                                f"DB_PORT_5432_TCP=tcp://{db_ip}:5432", f"DB_PORT_5432_TCP_ADDR={db_ip}",
+                                "DB_PORT_5432_TCP_PORT=5432", "DB_PORT_5432_TCP_PROTO=tcp", "DB_ENV_POSTGRES_DB=app"}
+        missing = daemon.docker("run", "--rm", "--link", "no-such-db:db", "busybox", "true", check=False)
+        assert missing.returncode == 125 and "could not get container for no-such-db" in missing.stderr
+        daemon.docker("stop", "-t", "0", "linked-db")
+        stopped = daemon.docker("run", "--rm", "--link", "linked-db:db", "busybox", "true", check=False)
+        assert "Cannot link to a non running container: /linked-db AS" in stopped.stderr
+        daemon.docker("run", "-d", "--name", "fixed-mac", "--mac-address", "02:42:ac:11:ff:01", "busybox",
+                      "sleep", "300")
+        assert daemon.docker("exec", "fixed-mac", "cat", "/sys/class/net/eth0/address").stdout == \
+            "02:42:ac:11:ff:01\n"
+        daemon.docker("restart", "-t", "0", "fixed-mac")
+        assert daemon.docker("exec", "fixed-mac", "cat", "/sys/class/net/eth0/address").stdout == \
+            "02:42:ac:11:ff:01\n"
+        bad = daemon.docker("run", "--rm", "--mac-address", "nope", "busybox", "true", check=False)
+        assert bad.returncode != 0 and "nope" in bad.stderr
+        gateway = daemon.docker("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+                                "bridge").stdout.strip()
+        hosts = daemon.docker("run", "--rm", "--add-host", "host.docker.internal:host-gateway", "busybox",
+                              "grep", "host.docker.internal", "/etc/hosts").stdout
+        assert hosts == f"{gateway}\thost.docker.internal\n"
+    finally:
+        daemon.docker("rm", "-f", "linked-db", "fixed-mac", check=False)

@@ -30,6 +30,7 @@ RUN_FLAGS = [
     flag("-d, --detach", "bool", "Run container in background and print container ID"),
     flag("--detach-keys", "string", "Override the key sequence for detaching a container"),
     flag("--device", "list", "Add a host device to the container"),
+    flag("--device-cgroup-rule", "list", "Add a rule to the cgroup allowed devices list"),
     flag("--dns", "list", "Set custom DNS servers"),
     flag("--dns-option", "list", "Set DNS options"),
     flag("--dns-search", "list", "Set custom DNS search domains"),
@@ -51,13 +52,17 @@ RUN_FLAGS = [
     flag("-h, --hostname", "string", "Container host name"),
     flag("--init", "bool", "Run an init inside the container that forwards signals and reaps processes"),
     flag("-i, --interactive", "bool", "Keep STDIN open even if not attached"),
+    flag("--ip", "string", "IPv4 address (e.g., 172.30.100.104)"),
+    flag("--ip6", "string", "IPv6 address (e.g., 2001:db8::33)"),
     flag("--ipc", "string", "IPC mode to use"),
     flag("--kernel-memory", "string", "Kernel memory limit (deprecated)", metavar="bytes"),
     flag("-l, --label", "list", "Set meta data on a container"),
     flag("--label-file", "list", "Read in a line delimited file of labels"),
+    flag("--link", "list", "Add link to another container"),
     flag("--log-driver", "string", "Logging driver for the container"),
     flag("--log-opt", "list", "Log driver options"),
     flag("-m, --memory", "string", "Memory limit", metavar="bytes"),
+    flag("--mac-address", "string", "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     flag("--memory-reservation", "string", "Memory soft limit", metavar="bytes"),
     flag("--memory-swap", "string", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
          metavar="bytes"),
@@ -408,8 +413,10 @@ def _log_config(opts) -> dict:
     return {"Type": opts.log_driver or "", "Config": dict(sorted(config.items()))}
 
 
-def _endpoint(aliases: list[str] | None) -> dict:
-    return {"IPAMConfig": None, "Links": None, "Aliases": aliases, "MacAddress": "", "DriverOpts": None,
+def _endpoint(aliases: list[str] | None, ipv4: str = "", ipv6: str = "", mac: str = "",
+              links: list[str] | None = None) -> dict:
+    ipam = {k: v for k, v in (("IPv4Address", ipv4), ("IPv6Address", ipv6)) if v} or None
+    return {"IPAMConfig": ipam, "Links": links, "Aliases": aliases, "MacAddress": mac, "DriverOpts": None,
             "GwPriority": 0, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
 
@@ -474,7 +481,7 @@ def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] 
         "CapAdd": _capabilities(opts.cap_add), "CapDrop": _capabilities(opts.cap_drop),
         "CgroupnsMode": opts.cgroupns or "", "Dns": opts.dns, "DnsOptions": opts.dns_option,
         "DnsSearch": opts.dns_search, "ExtraHosts": _extra_hosts(opts.add_host), "GroupAdd": opts.group_add or None,
-        "IpcMode": opts.ipc or "", "Cgroup": "", "Links": None, "OomScoreAdj": opts.oom_score_adj,
+        "IpcMode": opts.ipc or "", "Cgroup": "", "Links": opts.link or None, "OomScoreAdj": opts.oom_score_adj,
         "PidMode": opts.pid or "", "Privileged": bool(opts.privileged), "PublishAllPorts": bool(opts.publish_all),
         "ReadonlyRootfs": bool(opts.read_only), "SecurityOpt": _security_opts(opts.security_opt),
     }
@@ -494,7 +501,8 @@ def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] 
         "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
         "BlkioDeviceWriteIOps": [], "CpuPeriod": opts.cpu_period, "CpuQuota": opts.cpu_quota,
         "CpuRealtimePeriod": opts.cpu_rt_period, "CpuRealtimeRuntime": opts.cpu_rt_runtime, "CpusetCpus": opts.cpuset_cpus or "",
-        "CpusetMems": opts.cpuset_mems or "", "Devices": _devices(opts.device), "DeviceCgroupRules": None,
+        "CpusetMems": opts.cpuset_mems or "", "Devices": _devices(opts.device),
+        "DeviceCgroupRules": opts.device_cgroup_rule or None,
         "DeviceRequests": None,
     })
     if opts.kernel_memory:
@@ -514,18 +522,23 @@ def build(opts, args: list[str], *, detach: bool, console_size: tuple[int, int] 
         host["Init"] = True
     body = dict(config)
     body["HostConfig"] = host
-    body["NetworkingConfig"] = {"EndpointsConfig": _endpoints(opts.network, opts.network_alias)}
+    body["NetworkingConfig"] = {"EndpointsConfig": _endpoints(opts.network, opts.network_alias, opts.ip or "",
+                                                              opts.ip6 or "", opts.mac_address or "",
+                                                              opts.link)}
     return body
 
 
-def _endpoints(network: str | None, aliases: list[str]) -> dict:
+def _endpoints(network: str | None, aliases: list[str], ipv4: str = "", ipv6: str = "", mac: str = "",
+               links: list[str] | None = None) -> dict:
     """As docker: the implicit "default" network gets its (empty) endpoint; a network given
-    with --network only when it has endpoint options (aliases, for user-defined ones)."""
+    with --network only when it has endpoint options (aliases and links for user-defined
+    ones, --ip, --ip6, --mac-address)."""
     if not network:
-        return {"default": _endpoint(aliases or None)}
-    if not aliases:
+        return {"default": _endpoint(aliases or None, ipv4, ipv6, mac)}
+    user_defined = network not in ("default", "bridge", "host", "none") and not network.startswith("container:")
+    links = (links or None) if user_defined else None
+    if not (aliases or ipv4 or ipv6 or mac or links):
         return {}
-    if network in ("default", "bridge", "host", "none") or network.startswith("container:"):
+    if aliases and not user_defined:
         raise InvalidOption("network-scoped aliases are only supported for user-defined networks")
-    return {network: _endpoint(aliases)}
-
+    return {network: _endpoint(aliases or None, ipv4, ipv6, mac, links)}

@@ -17,7 +17,7 @@ import shutil
 import signal
 import time
 
-from orlop.containers import healthcheck, host_support, resource_checks, shim_client, spec, validate
+from orlop.containers import healthcheck, host_support, links, resource_checks, shim_client, spec, validate
 from orlop.containers import update as updates
 from orlop.containers.events import Events
 from orlop.containers.names import random_name
@@ -27,6 +27,7 @@ from orlop.errors import Conflict, InvalidParameter, NotModified, OrlopError
 from orlop.fsutil import tree_size, write_atomic
 from orlop.images import manage
 from orlop.images.service import ImageService
+from orlop.network import service as network_service
 from orlop.shim import protocol
 from orlop.shim.logs import rfc3339_nano
 from orlop.snapshots import ACTIVE, mount_all
@@ -128,6 +129,7 @@ class ContainerService:
         config = self._merge_config(body, image_config)
         cid = secrets.token_hex(32)
         name = name or random_name(self.store.names())
+        host_config["Links"] = links.normalise(host_config.get("Links") or [], name, self.store.get) or None
         chain = await self.images.unpacked(record_image)
         record = {
             "Id": cid, "Created": now(), "Path": "", "Args": [], "State": empty_state(),
@@ -142,8 +144,12 @@ class ContainerService:
             "Orlop": {"Snapshot": cid, "ManualStop": False},
         }
         if self.networks is not None:
-            record["NetworkSettings"]["Networks"] = self.networks.requested(host_config,
-                                                                            body.get("NetworkingConfig"))
+            networks = self.networks.requested(host_config, body.get("NetworkingConfig"))
+            record["NetworkSettings"]["Networks"] = networks
+            if body.get("MacAddress") and networks:  # API < 1.44 put it in Config
+                next(iter(networks.values()))["MacAddress"] = network_service.checked_mac(body["MacAddress"])
+            record["Orlop"]["MacAddresses"] = {name: ep["MacAddress"] for name, ep in networks.items()
+                                               if ep["MacAddress"]}
         if self.volumes is not None:
             record["Mounts"] = self._volume_mounts(host_config, config)
         entry = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
@@ -319,8 +325,10 @@ class ContainerService:
             if self.networks is not None:
                 self.networks.plan(record)
             self._populate_volumes(record, rootfs)
-            files = self._write_etc_files(record)
-            config = spec.generate(record, self._shared_namespaces(record), rootfs, files, self.seccomp_profile)
+            linked = links.resolve(record, self.store.get) if _on_default_bridge(record) else []
+            files = self._write_etc_files(record, links.hosts_lines(linked))
+            config = spec.generate(record, self._shared_namespaces(record), rootfs, files, self.seccomp_profile,
+                                   links.environment(record, linked))
             write_atomic(os.path.join(state_dir, "config.json"), json.dumps(config).encode())
             cfg = record["Config"]
             log_opts = (record["HostConfig"].get("LogConfig") or {}).get("Config") or {}
@@ -392,7 +400,7 @@ class ContainerService:
             with contextlib.suppress(OSError):
                 Mount.unmount(rootfs, detach=True)
 
-    def _write_etc_files(self, record: dict) -> dict[str, str]:
+    def _write_etc_files(self, record: dict, linked_hosts: str = "") -> dict[str, str]:
         cdir = self.store.dir(record["Id"])
         cfg, hc = record["Config"], record["HostConfig"]
         hostname = cfg.get("Hostname") or record["Id"][:12]
@@ -408,7 +416,10 @@ class ContainerService:
                      "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
         for entry in hc.get("ExtraHosts") or []:
             host, _, address = entry.partition(":")
+            if address == "host-gateway":  # the host, as the default bridge's containers reach it
+                address = self._host_gateway()
             hosts += f"{address}\t{host}\n"
+        hosts += linked_hosts
         network_dns = None
         if self.networks is not None and not host_network:
             for address in self.networks.own_addresses(record):
@@ -420,6 +431,13 @@ class ContainerService:
         record["HostnamePath"], record["HostsPath"] = paths["/etc/hostname"], paths["/etc/hosts"]
         record["ResolvConfPath"] = paths["/etc/resolv.conf"]
         return paths
+
+    def _host_gateway(self) -> str:
+        """--add-host NAME:host-gateway: the default bridge's gateway, as dockerd's default."""
+        if self.networks is not None:
+            with contextlib.suppress(OrlopError, KeyError, IndexError):
+                return self.networks.get("bridge")["IPAM"]["Config"][0]["Gateway"]
+        raise InvalidParameter("unable to derive the IP value for host-gateway")
 
     async def _runtime(self, runtime: str, root: str, *args: str) -> str:
         proc = await asyncio.create_subprocess_exec(runtime, "--root", root, *args, stdout=asyncio.subprocess.PIPE,
@@ -856,3 +874,7 @@ def _runtime_message(message: str) -> str:
         if isinstance(entry, dict) and "msg" in entry:
             message = entry["msg"]
     return message
+
+
+def _on_default_bridge(record: dict) -> bool:
+    return (record["HostConfig"].get("NetworkMode") or "bridge") in ("bridge", "default")

@@ -253,7 +253,7 @@ def console_size(value) -> dict | None:
 
 
 def generate(record: dict, shared_namespaces: dict[str, str], rootfs: str, files: dict[str, str],
-             seccomp_profile: dict | None) -> dict:
+             seccomp_profile: dict | None, daemon_env: list[str] = ()) -> dict:
     """config.json for `record` (a container record: Config, HostConfig, Id); namespaces
     in `shared_namespaces` ({"network": "/proc/<pid>/ns/net"}) are joined, not made."""
     config, hc = record["Config"], record["HostConfig"]
@@ -269,7 +269,7 @@ def generate(record: dict, shared_namespaces: dict[str, str], rootfs: str, files
         "terminal": bool(config.get("Tty")),
         "user": resolve_user(rootfs, config.get("User") or ""),
         "args": args,
-        "env": process_env([], config.get("Env") or [], extra),
+        "env": process_env(list(daemon_env), config.get("Env") or [], extra),  # links' env, then -e
         "cwd": config.get("WorkingDir") or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": "no-new-privileges" in (hc.get("SecurityOpt") or [])

@@ -113,6 +113,17 @@ def host_config(hc: dict) -> None:
     for key in ("Binds", "CapAdd", "CapDrop", "Dns", "DnsSearch", "DnsOptions", "ExtraHosts", "SecurityOpt"):
         _string_list(hc, key, "HostConfig")
     _string_map(hc, "Tmpfs", "HostConfig")
+    _string_list(hc, "Links", "HostConfig")
+    for entry in hc.get("ExtraHosts") or []:
+        host, sep, address = entry.partition(":")
+        if not sep or not host or not address:
+            raise InvalidParameter(f"invalid extra host {entry!r}: expected host:ip")
+    if hc.get("StorageOpt"):  # what overlay2 on anything but xfs with pquota answers
+        raise InvalidParameter("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+    for request in hc.get("DeviceRequests") or []:  # no GPU (or other) device driver here
+        capabilities = " ".join("[" + " ".join(c) + "]" for c in request.get("Capabilities") or [])
+        raise InvalidParameter(f'could not select device driver "{request.get("Driver") or ""}" with '
+                               f"capabilities: [{capabilities}]")
     # The resource limits are checked against what this host supports: resource_checks.check
     adj = hc.get("OomScoreAdj") or 0
     if not -1000 <= adj <= 1000:

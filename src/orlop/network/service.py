@@ -190,7 +190,8 @@ class NetworkService:
         if net["Driver"] != "bridge":
             raise InvalidParameter(f"container cannot be connected to network {mode}")
         endpoints = (networking_config or {}).get("EndpointsConfig") or {}
-        wanted = endpoints.get(mode) or endpoints.get(net["Name"]) or endpoints.get(net["Id"]) or {}
+        wanted = endpoints.get(mode) or endpoints.get(net["Name"]) or endpoints.get(net["Id"]) or \
+            (endpoints.get("default") if net["Name"] == "bridge" else None) or {}
         if net["Name"] == "bridge" and wanted.get("Aliases"):
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
         return {net["Name"]: self._endpoint_settings(net, wanted)}
@@ -198,7 +199,7 @@ class NetworkService:
     @staticmethod
     def _endpoint_settings(net: dict, wanted: dict) -> dict:
         return {"IPAMConfig": wanted.get("IPAMConfig"), "Links": None, "Aliases": wanted.get("Aliases"),
-                "MacAddress": "", "DriverOpts": None, "NetworkID": net["Id"], "EndpointID": "", "Gateway": "",
+                "MacAddress": checked_mac(wanted.get("MacAddress")), "DriverOpts": None, "NetworkID": net["Id"], "EndpointID": "", "Gateway": "",
                 "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                 "GlobalIPv6PrefixLen": 0, "DNSNames": None}
 
@@ -215,7 +216,8 @@ class NetworkService:
         address = self.ipam.lease(net["Id"], ep["EndpointID"], wanted)
         config = net["IPAM"]["Config"][0]
         ep.update(NetworkID=net["Id"], IPAddress=address, Gateway=config["Gateway"],
-                  IPPrefixLen=ipaddress.ip_network(config["Subnet"]).prefixlen, MacAddress=mac_for(address))
+                  IPPrefixLen=ipaddress.ip_network(config["Subnet"]).prefixlen,
+                  MacAddress=desired_macs(record).get(net["Name"]) or mac_for(address))
         if net["Name"] != "bridge":
             ep["DNSNames"] = [record["Name"].lstrip("/"), record["Id"][:12], *(ep.get("Aliases") or [])]
 
@@ -262,11 +264,12 @@ class NetworkService:
 
     async def release(self, record: dict) -> None:
         """The container stopped: its addresses, veths and published ports go."""
-        for ep in (record["NetworkSettings"].get("Networks") or {}).values():
+        for name, ep in (record["NetworkSettings"].get("Networks") or {}).items():
             if ep.get("EndpointID"):
                 await asyncio.to_thread(links.delete_link, links.host_veth_name(ep["EndpointID"]))
                 self.ipam.release(ep["NetworkID"], ep["EndpointID"])
-            ep.update(EndpointID="", IPAddress="", Gateway="", IPPrefixLen=0, MacAddress="", DNSNames=None)
+            ep.update(EndpointID="", IPAddress="", Gateway="", IPPrefixLen=0, DNSNames=None,
+                      MacAddress=desired_macs(record).get(name, ""))
         self._summarise(record)
         record["NetworkSettings"]["Ports"] = {}
         record["NetworkSettings"]["SandboxKey"] = ""
@@ -288,6 +291,8 @@ class NetworkService:
             raise Conflict(f"endpoint with name {record['Name'].lstrip('/')} already exists in network "
                            f"{net['Name']}")
         ep = self._endpoint_settings(net, endpoint_config or {})
+        if ep["MacAddress"]:
+            desired_macs(record)[net["Name"]] = ep["MacAddress"]
         networks[net["Name"]] = ep
         if record["State"]["Running"]:
             try:
@@ -438,3 +443,19 @@ class NetworkService:
 def default_resolvers() -> list[str]:
     """The host's resolvers a container on the default bridge can use (not 127.x)."""
     return [ip for ip in host_resolvers() if not ip.startswith("127.")] or ["8.8.8.8", "8.8.4.4"]
+
+
+def checked_mac(text: str | None) -> str:
+    """A requested MAC address (--mac-address), checked; "" when none is asked for."""
+    if not text:
+        return ""
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+        raise InvalidParameter(f"invalid MAC address: {text}")
+    return text.lower()
+
+
+def desired_macs(record: dict) -> dict[str, str]:
+    """The MAC addresses asked for, by network name: kept over restarts, where the
+    endpoint's own MacAddress is that of the running container."""
+    return record["Orlop"].setdefault("MacAddresses", {})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 
 from orlop.cli.errors import CommandError
 from orlop.cli.flags import Spec, command, flag
@@ -33,20 +32,34 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def _context_tar(path: str, dockerfile: str) -> tempfile.SpooledTemporaryFile:
+def _spool():
+    """An unnamed temporary file (O_TMPFILE: nothing to clean up, and no `tempfile` import,
+    ~10 ms of start-up)."""
+    try:
+        fd = os.open(os.environ.get("TMPDIR") or "/tmp", os.O_TMPFILE | os.O_RDWR, 0o600)
+    except OSError:
+        import tempfile
+
+        return tempfile.TemporaryFile()
+    return os.fdopen(fd, "w+b")
+
+
+def _context_tar(path: str, dockerfile: str):
     import tarfile
 
-    from orlop.build.ignore import load
+    matcher = None
+    if os.path.lexists(os.path.join(path, ".dockerignore")):
+        from orlop.build.ignore import load
 
-    matcher = load(path)
-    spool = tempfile.TemporaryFile()
+        matcher = load(path)
+    spool = _spool()
     with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for directory, dirs, files in os.walk(path):
             dirs.sort()
             rel_dir = os.path.relpath(directory, path)
             for name in sorted(dirs + files):
                 rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                keep = rel in (dockerfile, ".dockerignore") or not matcher.excluded(rel)
+                keep = matcher is None or rel in (dockerfile, ".dockerignore") or not matcher.excluded(rel)
                 full = os.path.join(directory, name)
                 if os.path.isdir(full) and not os.path.islink(full):
                     if not keep and not matcher.may_include_below(rel):
@@ -61,7 +74,7 @@ def _context_tar(path: str, dockerfile: str) -> tempfile.SpooledTemporaryFile:
 
 @command(BUILD_SPEC)
 def build(cli, opts, args):
-    import json
+    from orlop.cli import gojson
 
     path = args[0]
     if not os.path.isdir(path):
@@ -76,8 +89,8 @@ def build(cli, opts, args):
     if not opts.quiet:
         sys.stderr.write(f"Sending build context to orlopd  {size / 1000:.3g}kB\n")
     query = [("t", tag) for tag in opts.tag or []] + [
-        ("dockerfile", dockerfile), ("buildargs", json.dumps(_pairs(opts.build_arg, "build-arg"))),
-        ("labels", json.dumps(_pairs(opts.label, "label"))), ("nocache", opts.no_cache), ("pull", opts.pull),
+        ("dockerfile", dockerfile), ("buildargs", gojson.dumps(_pairs(opts.build_arg, "build-arg"))),
+        ("labels", gojson.dumps(_pairs(opts.label, "label"))), ("nocache", opts.no_cache), ("pull", opts.pull),
         ("target", opts.target), ("q", opts.quiet), ("rm", opts.rm)]
     body = iter(lambda: context.read(1 << 20), b"")
     response = cli.client.request("POST", "/build", query, body=body,

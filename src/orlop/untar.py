@@ -42,15 +42,20 @@ def clean_name(name: str) -> str:
 
 
 def untar(stream: BinaryIO, dest: str, *, no_overwrite_dir_non_dir: bool = False,
-          chown: tuple[int, int] | None = None, no_lchown: bool = False, rename=None) -> int:
+          chown: tuple[int, int] | None = None, no_lchown: bool = False, rename=None,
+          follow_existing_links: bool = False) -> int:
     """Extract the tar read from `stream` (plain, gzip, bzip2 or xz) into directory `dest`;
     returns the number of entries. `rename(name)` renames entries (and hard link targets)
-    first, as the docker CLI rebases an archive. Raises UntarError or OSError."""
+    first, as the docker CLI rebases an archive. `follow_existing_links`: a symlink that was
+    there before (a container's /var/run -> /run) is followed to the directory it names, as
+    Docker does; only for a caller chrooted into that tree, where no link can lead out of it.
+    Raises UntarError or OSError."""
     try:
         tf = tarfile.open(fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape")
     except tarfile.TarError as e:
         raise UntarError(f"the archive is not a tar stream: {e}") from None
-    with _Extractor(dest, no_overwrite_dir_non_dir, chown, None if no_lchown else True) as extractor:
+    with _Extractor(dest, no_overwrite_dir_non_dir, chown, None if no_lchown else True,
+                    follow_existing_links) as extractor:
         count = 0
         while True:
             try:
@@ -71,8 +76,10 @@ def untar(stream: BinaryIO, dest: str, *, no_overwrite_dir_non_dir: bool = False
 
 
 class _Extractor:
-    def __init__(self, dest: str, no_overwrite: bool, chown: tuple[int, int] | None, lchown: bool | None) -> None:
+    def __init__(self, dest: str, no_overwrite: bool, chown: tuple[int, int] | None, lchown: bool | None,
+                 follow_existing_links: bool = False) -> None:
         self.dest = dest
+        self.follow = follow_existing_links
         self.root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.no_overwrite = no_overwrite
         self.chown = chown
@@ -230,6 +237,15 @@ class _Extractor:
                     if owner:
                         os.fchown(child, *owner)
                 except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR) and self.follow and _is_link(fd, name):
+                        try:  # a link: followed, within the chroot (the archive's own cannot lead out of dest)
+                            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+                        except OSError:
+                            child = None
+                        if child is not None:
+                            os.close(fd)
+                            fd = child
+                            continue
                     if e.errno in (errno.ELOOP, errno.ENOTDIR):
                         raise UntarError(f"cannot extract {'/'.join(parts)!r}: {name!r} is not a directory "
                                          "(a symlink or a file)") from None
@@ -255,6 +271,13 @@ class _Extractor:
                 pass
             finally:
                 os.close(parent)
+
+
+def _is_link(parent: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _remove(parent: int, name: str, is_dir: bool) -> None:

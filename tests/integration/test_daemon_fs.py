@@ -196,6 +196,23 @@ def test_symlinks_in_the_container_cannot_lead_to_the_hosts_files(daemon, tmp_pa
         finally:
             client.close()
         assert not os.path.exists(os.path.join("/tmp", marker))
+        # entries through the container's own links (as /var/run -> /run) follow them, as
+        # Docker's do, and still only inside the container
+        daemon.docker("exec", "esc", "sh", "-c", "mkdir /real && ln -s /real /linkdir")
+        through = io.BytesIO()
+        with tarfile.open(fileobj=through, mode="w") as tar:
+            for name in ("linkdir/inside", f"up/{marker}-2"):
+                info = tarfile.TarInfo(name)
+                info.size = 3
+                tar.addfile(info, io.BytesIO(b"ok\n"))
+        client = daemon.client()
+        try:
+            assert client.containers.get("esc").put_archive("/", through.getvalue())
+        finally:
+            client.close()
+        assert daemon.docker("exec", "esc", "cat", "/real/inside", f"/etc/{marker}-2").stdout == "ok\nok\n"
+        assert daemon.docker("exec", "esc", "test", "-L", "/linkdir").returncode == 0
+        assert not os.path.exists(os.path.join("/etc", f"{marker}-2"))
     finally:
         daemon.docker("rm", "-f", "esc")
 

@@ -114,7 +114,8 @@ def extraction_dir(path: str) -> str:
 
 def extract(stream, directory: str, *, no_overwrite_dir_non_dir: bool, chown: tuple[int, int] | None) -> None:
     try:
-        untar.untar(stream, directory, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, chown=chown)
+        untar.untar(stream, directory, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, chown=chown,
+                    follow_existing_links=True)  # this runs chrooted into the container
     except untar.UntarError as e:
         raise InvalidParameter(str(e)) from None
 

@@ -397,8 +397,13 @@ class ContainerRoutes:
             return web.Response(status=200, body=b"", content_type="application/json")
         # The stream's headers go out before the process runs: a client whose HTTP parser
         # reads ahead (docker-py's does) would otherwise swallow the first output.
-        hijack = await streams.Hijack.start(request, RAW if tty else MULTIPLEXED, streams.STANDARD_HEADERS)
+        # Made before the headers go: a client may ask for a resize as soon as it has read them.
         started = record["Orlop"]["started"] = asyncio.Event()
+        try:
+            hijack = await streams.Hijack.start(request, RAW if tty else MULTIPLEXED, streams.STANDARD_HEADERS)
+        except BaseException:
+            started.set()
+            raise
         try:
             answer, shim = await shim_client.request(state_dir, req)
         except OrlopError as e:

@@ -26,8 +26,8 @@ def normalise(links: list[str], container_name: str, find) -> list[str]:
         name, alias = parse(link)
         try:
             target = find(name)
-        except Exception:
-            raise InvalidParameter(f"could not get container for {name}") from None
+        except Exception:  # a 400, not a 404: the docker CLI would look for the image instead
+            raise InvalidParameter(f"could not get container for {name}: No such container: {name}") from None
         stored.append(f"{target['Name']}:/{container_name.lstrip('/')}/{alias}")
     return stored
 

@@ -227,3 +227,26 @@ def test_exec_resize_reaches_the_exec_tty(client):
         assert b"33 111" in _read_until_closed(raw)
     finally:
         c.remove(force=True)
+
+
+def test_container_list_filters(client):
+    """before/since (by creation), expose, publish, volume, is-task: as dockerd filters."""
+    first = client.containers.create("busybox", "true", name="flt-first", ports={"80/tcp": 18081},
+                                     volumes={"flt-vol": {"bind": "/data", "mode": "rw"}})
+    second = client.containers.create("busybox", "true", name="flt-second")
+    third = client.containers.create("busybox", "true", name="flt-third")
+    try:
+        def names(**filters):
+            return sorted(c.name for c in client.containers.list(all=True, filters=filters)
+                          if c.name.startswith("flt-"))
+        assert names(before="flt-second") == ["flt-first"]
+        assert names(since="flt-second") == ["flt-third"]
+        assert names(expose="80") == ["flt-first"] and names(expose="80/udp") == []
+        assert names(publish="18081") == ["flt-first"] and names(publish="80/tcp") == ["flt-first"]
+        assert names(volume="flt-vol") == ["flt-first"] and names(volume="/data") == ["flt-first"]
+        assert names(**{"is-task": "false"}) == ["flt-first", "flt-second", "flt-third"]
+        assert names(label="nope") == []
+    finally:
+        for container in (first, second, third):
+            container.remove(force=True)
+        client.volumes.get("flt-vol").remove()

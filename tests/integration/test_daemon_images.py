@@ -57,6 +57,17 @@ def test_push_rmi_pull_run(daemon, registry):
     repo_digests = json.loads(daemon.docker("image", "inspect", name).stdout)[0]["RepoDigests"]
     assert by_digest in repo_digests
     daemon.docker("rmi", name, by_digest)
+    # what the registry holds, without pulling (docker-py's get_registry_data)
+    client = daemon.client()
+    try:
+        data = client.images.get_registry_data(name)
+        assert data.id == digest and data.attrs["Platforms"][0]["os"] == "linux"
+        assert data.has_platform("linux/amd64") == (data.attrs["Platforms"][0]["architecture"] == "amd64")
+        with pytest.raises(Exception, match="not found"):
+            client.images.get_registry_data(f"{registry.host}/team/busybox:no-such-tag")
+    finally:
+        client.close()
+    assert daemon.docker("images", "-q", name).stdout == ""  # nothing was pulled
 
 
 def test_pull_errors_are_clear(daemon, registry):

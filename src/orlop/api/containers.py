@@ -202,6 +202,9 @@ class ContainerRoutes:
         filters = query_filters(request)
         for value in filters.get("health", []):
             healthcheck.check_filter_value(value)
+        for key in ("before", "since"):  # containers named by these are compared by creation time
+            if key in filters:
+                filters[key] = [str(entry_time(self.containers.get(v)["Created"])) for v in filters[key]]
         records = sorted(self.containers.store.records.values(), key=lambda r: r["Created"], reverse=True)
         out = []
         for record in records:
@@ -461,6 +464,10 @@ def _regex_match(pattern: str, text: str) -> bool:
         return False
 
 
+def _port_key(value: str) -> str:
+    return value if "/" in value else f"{value}/tcp"
+
+
 def _matches(record: dict, filters: dict[str, list[str]]) -> bool:
     state = record["State"]
     checks = {
@@ -472,5 +479,14 @@ def _matches(record: dict, filters: dict[str, list[str]]) -> bool:
         "until": lambda v: entry_time(record["Created"]) < container_logs.parse_time(v),
         "network": lambda v: record["HostConfig"].get("NetworkMode") == v,
         "health": lambda v: healthcheck.status_of(state) == v,
+        "before": lambda v: entry_time(record["Created"]) < float(v),
+        "since": lambda v: entry_time(record["Created"]) > float(v),
+        "expose": lambda v: _port_key(v) in (record["Config"].get("ExposedPorts") or {}),
+        "publish": lambda v: any(_port_key(v) == port or any(b.get("HostPort") == v.split("/")[0] for b in bindings)
+                                 for port, bindings in (record["HostConfig"].get("PortBindings") or {}).items()),
+        "volume": lambda v: any(v in (m.get("Name"), m.get("Source"), m.get("Destination"))
+                                for m in record.get("Mounts") or []),
+        "is-task": lambda v: v.lower() in ("false", "0"),
+        "isolation": lambda v: v in ("default", ""),
     }
     return matches_filters(filters, checks, record["Config"].get("Labels") or {})

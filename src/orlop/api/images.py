@@ -8,7 +8,7 @@ import fnmatch
 import json
 import re
 
-from aiohttp import web
+from aiohttp import ClientError, web
 
 from orlop.api.common import boolean, json_body, json_response, label_matches, query_filters
 from orlop.api.images_io import BodyReader, ResponseWriter
@@ -74,6 +74,7 @@ class ImageRoutes:
         add("POST", "/images/create", self.create)
         add("GET", "/images/json", self.list)
         add("GET", "/images/search", self.search)
+        add("GET", "/distribution/{name:.+}/json", self.distribution)
         add("POST", "/images/prune", self.prune)
         add("POST", "/images/load", self.load)
         add("GET", "/images/get", self.save_many)
@@ -260,6 +261,22 @@ class ImageRoutes:
                                         self.images.snapshotter, blobs, chains)
         self.events.emit("image", "prune", "", {"reclaimed": str(freed)})
         return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": freed})
+
+    async def distribution(self, request: web.Request) -> web.Response:
+        from orlop.images.distribution import inspect
+
+        ref = parse(self.images.normalise(request.match_info["name"]))
+        try:
+            found = await inspect(ref, self.images.content, registry_auth(request), self.images.insecure_hosts)
+        except RegistryError as e:
+            if e.status == 404:
+                raise NotFound(str(e)) from None
+            if e.status == 401:
+                raise Unauthorized(str(e)) from None
+            raise OrlopError(str(e)) from None
+        except (OSError, ClientError) as e:  # the registry cannot be reached
+            raise OrlopError(f"{ref.domain}: {e}") from None
+        return json_response(found)
 
     async def search(self, request: web.Request) -> web.Response:
         from orlop.images.search import search, split_term

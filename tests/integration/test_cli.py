@@ -223,6 +223,30 @@ def test_mount_flag(daemon, tmp_path):
     assert "cli-mount-vol" not in daemon.orlop("volume", "ls", "-q").stdout.split()
 
 
+def test_port_and_import(daemon, tmp_path):
+    daemon.orlop("run", "-d", "--name", "ported", "-p", "18099:80", "-p", "127.0.0.1:18100:90/udp", "busybox",
+                 "sh", "-c", "echo imported > /marker; sleep 300")
+    try:
+        assert daemon.orlop("port", "ported").stdout == "80/tcp -> 0.0.0.0:18099\n90/udp -> 127.0.0.1:18100\n"
+        assert daemon.orlop("port", "ported", "80").stdout == "0.0.0.0:18099\n"
+        missing = daemon.orlop("port", "ported", "81", check=False)
+        assert missing.returncode == 1 and "No public port '81/tcp' published for ported" in missing.stderr
+        archive = tmp_path / "rootfs.tar"
+        daemon.orlop("export", "-o", str(archive), "ported")
+        image_id = daemon.orlop("import", "-c", 'CMD ["cat", "/marker"]', "-m", "from a tar", str(archive),
+                                "imported:1").stdout.strip()
+        assert image_id.startswith("sha256:")
+        assert daemon.orlop("run", "--rm", "imported:1").stdout == "imported\n"
+        history = daemon.orlop("history", "--format", "{{.Comment}}", "imported:1").stdout
+        assert "from a tar" in history
+        piped = subprocess.run([ORLOP, "import", "-", "imported:2"], stdin=open(archive, "rb"), env=daemon.env,
+                               capture_output=True, text=True, timeout=60)
+        assert piped.returncode == 0 and piped.stdout.startswith("sha256:")
+    finally:
+        daemon.orlop("rm", "-f", "ported", check=False)
+        daemon.orlop("rmi", "imported:1", "imported:2", check=False)
+
+
 def test_volume_commands(daemon):
     assert daemon.orlop("volume", "create", "--label", "team=a", "cli-vol").stdout == "cli-vol\n"
     listing = daemon.orlop("volume", "ls").stdout.splitlines()
@@ -561,6 +585,7 @@ class _RecordingServer:
     ["run", "--network", "mynet", "--ip", "10.1.0.9", "--mac-address", "02:42:0a:01:00:09", "--link", "db:d",
      "--device-cgroup-rule", "c 1:3 mr", "busybox"],
     ["run", "--mac-address", "02:42:0a:01:00:09", "--link", "db", "busybox"],
+    ["import", "-c", "ENV A=1", "-m", "msg", "http://example.invalid/rootfs.tar", "myimg:1"],
     ["create", "-i", "--name", "c1", "busybox"],
     ["create", "--health-cmd", "wget -q localhost || exit 1", "--health-interval", "1m30s", "--health-timeout",
      "1.5s", "--health-retries", "5", "--health-start-period", "300ms", "--health-start-interval", "2s", "busybox"],

@@ -56,7 +56,8 @@ def query_string(query) -> str:
             continue
         if value is True:
             value = "1"
-        parts.append(f"{quote(key)}={quote(str(value))}")
+        # Go's url.QueryEscape, as the docker CLI's queries are written: a space is "+"
+        parts.append(f"{quote(key)}={quote(str(value)).replace('%20', '+')}")
     return "?" + "&".join(parts) if parts else ""
 
 

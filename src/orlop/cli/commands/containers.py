@@ -358,3 +358,34 @@ def prune(cli, opts, args):
         sys.stdout.write("Deleted Containers:\n" + "".join(c + "\n" for c in removed) + "\n")
     sys.stdout.write(f"Total reclaimed space: {units.human_size(reclaimed)}\n")
     return 0
+
+
+PORT_SPEC = Spec("port", "orlop port CONTAINER [PRIVATE_PORT[/PROTO]]",
+                 "List port mappings or a specific mapping for the container", [],
+                 min_args=1, max_args=2, aliases="orlop container port, orlop port")
+
+
+@command(PORT_SPEC)
+def port(cli, opts, args):
+    record = cli.client.get(f"/containers/{args[0]}/json")
+    ports = (record.get("NetworkSettings") or {}).get("Ports") or {}
+
+    def address(binding: dict) -> str:
+        host = binding.get("HostIp") or "0.0.0.0"
+        return f"[{host}]:{binding.get('HostPort')}" if ":" in host else f"{host}:{binding.get('HostPort')}"
+
+    if len(args) > 1:
+        wanted = args[1] if "/" in args[1] else f"{args[1]}/tcp"
+        bindings = ports.get(wanted)
+        if not bindings:
+            raise CommandError(f"Error: No public port '{wanted}' published for {args[0]}")
+        sys.stdout.write("".join(address(b) + "\n" for b in bindings))
+        return 0
+
+    def order(key: str):
+        number, _, proto = key.partition("/")
+        return (int(number) if number.isdigit() else 0, proto)
+    for key in sorted(ports, key=order):
+        for binding in ports[key] or []:
+            sys.stdout.write(f"{key} -> {address(binding)}\n")
+    return 0

@@ -413,3 +413,45 @@ def search(cli, opts, args):
                   "IsAutomated": "AUTOMATED"})
     sys.stdout.write(fmt.render(rows))
     return 0
+
+
+IMPORT_SPEC = Spec("import", "orlop import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
+                   "Import the contents from a tarball to create a filesystem image", [
+                       flag("-c, --change", "list", "Apply Dockerfile instruction to the created image"),
+                       flag("-m, --message", "string", "Set commit message for imported image"),
+                       flag("--platform", "string", "Set platform if server is multi-platform capable"),
+                   ], min_args=1, max_args=2, aliases="orlop image import, orlop import")
+
+
+@command(IMPORT_SPEC)
+def import_(cli, opts, args):
+    from orlop.cli.progress import display
+
+    source, repository = args[0], args[1] if len(args) > 1 else ""
+    if repository:
+        _reference(repository)  # refused here if malformed; sent as given (name[:tag]), as the docker CLI does
+    query = [*[("changes", change) for change in opts.change or []],
+             ("fromSrc", "-" if source == "-" or "://" not in source else source), ("message", opts.message or None),
+             ("platform", opts.platform or None), ("repo", repository or None)]
+    body, headers, f = None, {}, None
+    if source == "-":
+        f = os.fdopen(os.dup(0), "rb")
+        body = iter(lambda: f.read(1 << 20), b"")
+    elif "://" not in source:
+        try:
+            f = open(source, "rb")
+        except OSError as e:
+            raise CommandError(f"open {source}: {e.strerror.lower() if e.strerror else e}") from None
+        size = os.fstat(f.fileno()).st_size
+        body, headers = _FileBody(f, size), {"Content-Length": str(size)}
+    try:
+        response = cli.client.request("POST", "/images/create", query, body=body,
+                                      headers={"Content-Type": "application/x-tar", **headers})
+    finally:
+        if f is not None:
+            f.close()
+    try:
+        display(response.json_lines(), 1, terminal=False)
+    finally:
+        response.close()
+    return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from orlop.api.common import boolean, json_body, json_response
+from orlop.containers import validate
 from orlop.containers.commit import Committer
 from orlop.errors import NotFound
 
@@ -21,6 +22,8 @@ class CommitRoutes:
         if not ref:
             raise NotFound("No such container: ")
         config = await json_body(request, allow_empty=True)
+        if config:
+            validate.config(config)  # the same checks as a create's Config
         image_id = await self.committer.commit(
             ref, repo=request.query.get("repo", ""), tag=request.query.get("tag", ""),
             author=request.query.get("author", ""), comment=request.query.get("comment", ""),

@@ -39,9 +39,12 @@ async def json_body(request: web.Request, allow_empty: bool = False):
             return None
         raise InvalidParameter("the request needs a JSON body")
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except ValueError as e:
         raise InvalidParameter(f"malformed JSON in the request body: {e}") from None
+    if not isinstance(value, dict):  # every body of the Engine API is an object
+        raise InvalidParameter(f"the request body must be a JSON object, not {type(value).__name__}")
+    return value
 
 
 def query_filters(request: web.Request) -> dict[str, list[str]]:

@@ -260,13 +260,13 @@ class ContainerRoutes:
             raise InvalidParameter(f"invalid value for tail: {tail!r} (a number or \"all\")")
         tty = record["Config"].get("Tty")
         timestamps = boolean(request, "timestamps")
+        since = container_logs.parse_time(request.query.get("since", ""))  # a bad one: a 400, before the stream
+        until = container_logs.parse_time(request.query.get("until", ""))
         response = web.StreamResponse(status=200)
         await response.prepare(request)
         cid = record["Id"]
         entries = container_logs.read(
-            record["LogPath"], stdout=stdout, stderr=stderr,
-            since=container_logs.parse_time(request.query.get("since", "")),
-            until=container_logs.parse_time(request.query.get("until", "")),
+            record["LogPath"], stdout=stdout, stderr=stderr, since=since, until=until,
             tail=None if tail in ("all", "") else int(tail), follow=boolean(request, "follow"),
             running=lambda: cid in self.containers.store.records and self.containers.store.records[cid]["State"][
                 "Running"])

@@ -13,6 +13,7 @@ from aiohttp import web
 from orlop.api.common import error_response, json_response
 from orlop.api.streams import STANDARD_HEADERS
 from orlop.containers import host_support
+from orlop.containers import logs as container_logs
 from orlop.containers.events import Events, matches
 from orlop.containers.service import ContainerService
 from orlop.errors import InvalidParameter
@@ -102,8 +103,9 @@ class SystemRoutes:
             filters = {k: list(v) for k, v in json.loads(request.query.get("filters") or "{}").items()}
         except (ValueError, AttributeError):
             raise InvalidParameter("invalid filters") from None
-        since = float(request.query["since"]) if request.query.get("since") else None  # 0: from the start
-        until = float(request.query.get("until") or 0)
+        # unix seconds, RFC 3339 or a duration before now, as `docker events --since 10m` sends them
+        since = container_logs.parse_time(request.query["since"]) if request.query.get("since") else None
+        until = container_logs.parse_time(request.query.get("until") or "")
         queue = self.events.subscribe()
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         await response.prepare(request)

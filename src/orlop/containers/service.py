@@ -106,6 +106,9 @@ class ContainerService:
         image_name = body.get("Image")
         if not image_name:
             raise InvalidParameter("config has no image: give one (e.g. busybox)")
+        if not isinstance(image_name, str):
+            raise InvalidParameter(f"json: cannot unmarshal {type(image_name).__name__} into Go struct field "
+                                   "Config.Image of type string")
         if name:
             name = name.lstrip("/")
             if len(name) < 2 or not set(name) <= VALID_NAME or not name[0].isalnum():
@@ -804,6 +807,9 @@ def _host_config_with_defaults(given, default_runtime: str) -> dict:
         raise InvalidParameter(f"failed to create logger: logger: no log driver named '{log_config['Type']}' "
                                f"is registered (orlop has: {', '.join(LOG_DRIVERS)})")
     hc["LogConfig"] = log_config
+    if not isinstance(hc.get("RestartPolicy") or {}, dict):
+        raise InvalidParameter("json: cannot unmarshal into Go struct field HostConfig.RestartPolicy: an object "
+                               "{\"Name\": …, \"MaximumRetryCount\": …} is expected")
     policy = dict(hc.get("RestartPolicy") or {})
     policy["Name"] = policy.get("Name") or "no"
     policy["MaximumRetryCount"] = policy.get("MaximumRetryCount") or 0

@@ -42,6 +42,8 @@ async def json_body(request: web.Request, allow_empty: bool = False):
         value = json.loads(data)
     except ValueError as e:
         raise InvalidParameter(f"malformed JSON in the request body: {e}") from None
+    if value is None and allow_empty:  # `null`: what a Go client sends for no body (docker commit)
+        return None
     if not isinstance(value, dict):  # every body of the Engine API is an object
         raise InvalidParameter(f"the request body must be a JSON object, not {type(value).__name__}")
     return value

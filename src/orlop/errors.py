@@ -30,3 +30,7 @@ class Unauthorized(OrlopError):
 
 class Unavailable(OrlopError):
     status = 503
+
+
+class Forbidden(OrlopError):
+    status = 403

@@ -178,7 +178,13 @@ class ImageRoutes:
         return json_response(out)
 
     async def tag(self, request: web.Request) -> web.Response:
-        record = self.images.resolve(request.match_info["name"])
+        source = request.match_info["name"]
+        try:
+            record = self.images.resolve(source)
+        except NotFound:  # named as dockerd names it: with the tag it looked for
+            last = source.rsplit("/", 1)[-1]
+            raise NotFound(f"No such image: {source if ':' in last or '@' in source else source + ':latest'}") \
+                from None
         repo = request.query.get("repo")
         if not repo:
             raise InvalidParameter("repository name must have at least one component")

@@ -23,7 +23,7 @@ from orlop.containers.events import Events
 from orlop.containers.names import random_name
 from orlop.containers.oom_monitor import OomMonitor
 from orlop.containers.store import ZERO_TIME, ContainerStore, empty_state
-from orlop.errors import Conflict, InvalidParameter, NotModified, OrlopError
+from orlop.errors import Conflict, InvalidParameter, NotFound, NotModified, OrlopError
 from orlop.fsutil import tree_size, write_atomic
 from orlop.images import manage
 from orlop.images.service import ImageService
@@ -570,7 +570,10 @@ class ContainerService:
 
     # -- signals, stop, pause --------------------------------------------------------------------
     async def kill(self, ref: str, sig: str | None = None) -> None:
-        record = self.get(ref)
+        try:
+            record = self.get(ref)
+        except NotFound as e:
+            raise NotFound(f"Cannot kill container: {ref}: {e}") from None
         number = validate.signal_number(sig, signal.SIGKILL)
         if not record["State"]["Running"]:
             raise Conflict(f"Container {record['Id']} is not running")

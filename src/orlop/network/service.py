@@ -21,7 +21,7 @@ import secrets
 import socket
 import time
 
-from orlop.errors import Conflict, InvalidParameter, NotFound, OrlopError
+from orlop.errors import Conflict, Forbidden, InvalidParameter, NotFound, OrlopError
 from orlop.fsutil import write_atomic
 from orlop.network import links, nft
 from orlop.network.dns import NetworkDNS, host_resolvers
@@ -111,6 +111,8 @@ class NetworkService:
         name = body.get("Name")
         if not name or not isinstance(name, str):
             raise InvalidParameter("network name is required")
+        if name in PREDEFINED:
+            raise Forbidden(f"operation is not permitted on predefined {name} network")
         if any(n["Name"] == name for n in self.networks.values()):
             raise Conflict(f"network with name {name} already exists")
         driver = body.get("Driver") or "bridge"
@@ -186,7 +188,10 @@ class NetworkService:
         mode = host_config.get("NetworkMode") or "bridge"
         if mode in ("host", "none") or mode.startswith("container:"):
             return {}
-        net = self.get(mode)
+        try:
+            net = self.get(mode)
+        except NotFound as e:  # a 400, as dockerd answers: a 404 makes the docker CLI pull the image
+            raise InvalidParameter(str(e)) from None
         if net["Driver"] != "bridge":
             raise InvalidParameter(f"container cannot be connected to network {mode}")
         endpoints = (networking_config or {}).get("EndpointsConfig") or {}

@@ -19,16 +19,16 @@ pytestmark = [needs_root, pytest.mark.skipif(not shutil.which("dockerd"), reason
 
 # Commands run in this order against both daemons; state carries over from one to the next.
 SCRIPT = [
-    ["run", "-d", "--name", "a", "busybox", "sleep", "300"],
-    ["rm", "a"],                                   # running: refused
-    ["start", "a"],
-    ["pause", "a"], ["pause", "a"], ["unpause", "a"], ["unpause", "a"],
-    ["rename", "a", "a"],
-    ["create", "--name", "b", "busybox", "true"],
-    ["rename", "b", "a"],
-    ["exec", "b", "true"],                         # not running
+    ["run", "-d", "--name", "ca", "busybox", "sleep", "300"],
+    ["rm", "ca"],                                   # running: refused
+    ["start", "ca"],
+    ["pause", "ca"], ["pause", "ca"], ["unpause", "ca"], ["unpause", "ca"],
+    ["rename", "ca", "ca"],
+    ["create", "--name", "cb", "busybox", "true"],
+    ["rename", "cb", "ca"],
+    ["exec", "cb", "true"],                         # not running
     ["kill", "nosuch"],
-    ["stop", "b"],
+    ["stop", "cb"],
     ["logs", "nosuch"],
     ["rm", "nosuch"],
     ["rmi", "nosuch:1"],
@@ -37,7 +37,7 @@ SCRIPT = [
     ["volume", "rm", "nosuch"],
     ["network", "create", "bridge"],
     ["network", "rm", "bridge"],
-    ["run", "--rm", "--name", "a", "busybox", "true"],   # name taken
+    ["run", "--rm", "--name", "ca", "busybox", "true"],   # name taken
     ["run", "--rm", "-p", "99999:80", "busybox", "true"],
     ["run", "--rm", "--memory", "1k", "busybox", "true"],
     ["run", "--rm", "--cpus", "9", "busybox", "true"],
@@ -45,10 +45,36 @@ SCRIPT = [
     ["run", "--rm", "--network", "nosuchnet", "busybox", "true"],
     ["run", "--rm", "-w", "relative", "busybox", "true"],
     ["run", "--rm", "--user", "nosuchuser", "busybox", "true"],
-    ["wait", "b"],
+    ["wait", "cb"],
     ["tag", "busybox", "UPPER"],
     ["tag", "nosuch", "x"],
-    ["rm", "-f", "a", "b"],
+    ["rm", "-f", "cb"],
+    ["volume", "create", "v1"], ["volume", "create", "v1"],
+    ["run", "-d", "--name", "vu", "-v", "v1:/d", "busybox", "sleep", "300"],
+    ["volume", "rm", "v1"],                        # in use
+    ["network", "create", "n1"], ["network", "create", "n1"],
+    ["network", "connect", "n1", "ca"], ["network", "connect", "n1", "ca"],
+    ["network", "disconnect", "n1", "nosuch"],
+    ["network", "connect", "nosuchnet", "ca"],
+    ["network", "rm", "n1"],                       # in use
+    ["exec", "nosuch", "true"],
+    ["exec", "-u", "nosuchuser", "ca", "true"],
+    ["exec", "-w", "relative", "ca", "true"],
+    ["cp", "ca:/nonexistent", "/tmp/orlop-differential-out"],
+    ["update", "--memory", "10m", "ca"],
+    ["update", "--cpus", "50", "ca"],
+    ["update", "--restart", "always", "nosuch"],
+    ["commit", "nosuch", "x"],
+    ["commit", "ca", "BAD:NAME"],
+    ["diff", "nosuch"], ["export", "nosuch"], ["top", "nosuch"], ["stats", "--no-stream", "nosuch"],
+    ["port", "ca", "80"],
+    ["attach", "nosuch"], ["pause", "nosuch"], ["restart", "nosuch"], ["start", "nosuch"], ["wait", "nosuch"],
+    ["rename", "nosuch", "x"], ["rm", "-v", "nosuch"],
+    ["history", "nosuch"], ["image", "inspect", "nosuch"], ["push", "nosuch"],
+    ["volume", "inspect", "nosuch"], ["network", "inspect", "nosuch"], ["container", "inspect", "nosuch"],
+    ["rm", "-f", "ca", "vu"],
+    ["volume", "rm", "v1"],
+    ["network", "rm", "n1"],
 ]
 # Where the two differ on purpose: the runtime's own words (runc's chain against orlop's).
 EXIT_CODE_ONLY = [

@@ -53,9 +53,17 @@ class ArchiveRoutes:
 
     async def put(self, request: web.Request) -> web.Response:
         body = BodyReader(request.content, asyncio.get_running_loop())
-        await self.files.extract(request.match_info["id"], _path(request), body,
-                                 no_overwrite_dir_non_dir=boolean(request, "noOverwriteDirNonDir"),
-                                 copy_uid_gid=boolean(request, "copyUIDGID"))
+        try:
+            await self.files.extract(request.match_info["id"], _path(request), body,
+                                     no_overwrite_dir_non_dir=boolean(request, "noOverwriteDirNonDir"),
+                                     copy_uid_gid=boolean(request, "copyUIDGID"))
+        except BaseException:
+            # Refused (no such directory, read-only…) before the archive was read: it is read
+            # to its end (up to a bound) so that the client's writer is not cut off mid-stream
+            # (the docker CLI would print "read/write on closed pipe" besides our answer).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(_discard(request.content, 256 << 20), 30)
+            raise
         return web.Response(status=200)
 
     async def export(self, request: web.Request) -> web.StreamResponse:
@@ -88,3 +96,9 @@ async def _streamed(request: web.Request, response: web.StreamResponse, work) ->
     with contextlib.suppress(ConnectionResetError):  # the client had all it wanted
         await response.write_eof()
     return response
+
+
+async def _discard(stream, limit: int) -> None:
+    read = 0
+    while read < limit and (chunk := await stream.readany()):
+        read += len(chunk)

@@ -388,7 +388,15 @@ class ContainerRoutes:
         tty = record["ProcessConfig"]["tty"]
         detach = bool(body.get("Detach"))
         detach_keys = streams.parse_detach_keys(record["DetachKeys"])
-        req = {"op": "exec", "exec": record["ID"], "process": self.execs.process_spec(record),
+        try:
+            process = self.execs.process_spec(record)
+            failure = None if process["cwd"].startswith("/") else \
+                "OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown"
+        except InvalidParameter as e:  # no such user: known only now, as dockerd knows it
+            process, failure = None, str(e)
+        if failure is not None:
+            return await self._exec_failed(request, record, failure, 126, tty, detach)
+        req = {"op": "exec", "exec": record["ID"], "process": process,
                "stdin": record["OpenStdin"], "stdout": record["OpenStdout"], "stderr": record["OpenStderr"],
                "detach": detach}
         state_dir = self.containers.paths.state_dir(container["Id"])
@@ -425,6 +433,19 @@ class ContainerRoutes:
             fetch_exit=lambda: shim_client.call(state_dir, {"op": "wait", "exec": record["ID"]}))
         if result is None and record["ExitCode"] is None:
             asyncio.create_task(self._exec_wait(container["Id"], record))
+        return hijack.finished()
+
+    async def _exec_failed(self, request: web.Request, record: dict, message: str, code: int, tty: bool,
+                           detach: bool) -> web.StreamResponse:
+        """An exec that cannot start: its stream carries the reason and it ends with `code`
+        (what the docker CLI shows and exits with), or a 400 for a detached one."""
+        self.execs.exited(record, code, event=False)
+        if detach:
+            raise InvalidParameter(message)
+        hijack = await streams.Hijack.start(request, RAW if tty else MULTIPLEXED, streams.STANDARD_HEADERS)
+        text = (message + "\r\n").encode()
+        await hijack.write(text if tty else streams.protocol.frame(streams.protocol.STDERR, text))
+        await hijack.close()
         return hijack.finished()
 
     async def _exec_wait(self, cid: str, record: dict) -> None:

@@ -160,7 +160,10 @@ class ImageRoutes:
         return json_response(sorted(out, key=lambda e: e["Created"], reverse=True))
 
     async def inspect(self, request: web.Request) -> web.Response:
-        record = self.images.resolve(request.match_info["name"])
+        try:
+            record = self.images.resolve(request.match_info["name"])
+        except NotFound as e:  # dockerd 20.10's words
+            raise NotFound(f"no such image: {request.match_info['name']}: {e}") from None
         shown = manage.inspect(record, self.images.images, self.images.content)
         shown["RepoTags"] = [_familiar(t) for t in shown["RepoTags"]]
         shown["RepoDigests"] = [_familiar(d) for d in shown["RepoDigests"]]
@@ -178,13 +181,7 @@ class ImageRoutes:
         return json_response(out)
 
     async def tag(self, request: web.Request) -> web.Response:
-        source = request.match_info["name"]
-        try:
-            record = self.images.resolve(source)
-        except NotFound:  # named as dockerd names it: with the tag it looked for
-            last = source.rsplit("/", 1)[-1]
-            raise NotFound(f"No such image: {source if ':' in last or '@' in source else source + ':latest'}") \
-                from None
+        record = self.images.resolve(request.match_info["name"])
         repo = request.query.get("repo")
         if not repo:
             raise InvalidParameter("repository name must have at least one component")
@@ -316,8 +313,15 @@ class ImageRoutes:
         name = request.match_info["name"]
         tag = request.query.get("tag")
         full = f"{name}:{tag}" if tag else name
-        record = self.images.resolve(full)
         ref = parse(full)
+        try:
+            record = self.images.resolve(full)
+        except NotFound:  # as dockerd says it, in the push's stream
+            stream = JsonLines(request)
+            await stream.send({"status": f"The push refers to repository [{ref.name}]"})
+            shown = _familiar(name) if ":" in name.rsplit("/", 1)[-1] else _familiar(name).removesuffix(":latest")
+            await stream.error(f"An image does not exist locally with the tag: {shown}")
+            return stream.response
         stream = JsonLines(request)
         queue: asyncio.Queue = asyncio.Queue()
         task = asyncio.create_task(push(record, ref, self.images.content, credentials=registry_auth(request),
@@ -361,7 +365,10 @@ class ImageRoutes:
                       if not r.dangling and "@" not in r.name and r.name.rsplit(":", 1)[0] == repository]
             if tagged:
                 return tagged
-        record = self.images.resolve(name)
+        try:
+            record = self.images.resolve(name)
+        except NotFound:  # a repository: dockerd names it as given
+            raise NotFound(f"No such image: {name}") from None
         return [(record, record.name if not record.dangling and record.name == self._normalised(name) else None)]
 
     def _normalised(self, name: str) -> str | None:

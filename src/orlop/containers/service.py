@@ -694,7 +694,10 @@ class ContainerService:
             raise InvalidParameter(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if record["Name"] == "/" + new_name:
             raise Conflict("Renaming a container with the same name as its current name")
-        self.store.check_name_free(new_name)
+        try:
+            self.store.check_name_free(new_name)
+        except Conflict as e:
+            raise Conflict(f"Error when allocating new name: {e}") from None
         old = record["Name"]
         record["Name"] = "/" + new_name
         self.store.save(record)

@@ -84,8 +84,10 @@ async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, pla
     repo = ref.path
     credentials = credentials or docker_credentials(ref.domain)
     async with RegistryClient(ref.domain, credentials=credentials, insecure_hosts=insecure_hosts) as client:
-        emit({"status": f"Pulling from {_familiar_repository(ref)}", "id": ref.tag or ref.digest})
         media_type, body, target = await client.get_manifest(repo, ref.digest or ref.tag)
+        # Once the registry answered, as dockerd says it (a registry that cannot be reached is
+        # then an error response, not a stream that failed).
+        emit({"status": f"Pulling from {_familiar_repository(ref)}", "id": ref.tag or ref.digest})
         content.put(body, target)
         manifest_digest = target
         if media_type in INDEX_TYPES:

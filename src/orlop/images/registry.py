@@ -132,8 +132,15 @@ class RegistryClient:
                        data=None, allow_redirects: bool = True) -> aiohttp.ClientResponse:
         """Send, answering at most one authentication challenge; the caller releases the response."""
         for attempt in range(2):
-            response = await self._session.request(method, url, headers={**(headers or {}), **self._auth_headers(scope)},
-                                                   data=data, allow_redirects=allow_redirects)
+            try:
+                response = await self._session.request(method, url,
+                                                       headers={**(headers or {}), **self._auth_headers(scope)},
+                                                       data=data, allow_redirects=allow_redirects)
+            except aiohttp.ClientConnectorError as e:  # worded as dockerd's Go client words it
+                errno_ = getattr(e.os_error, "errno", None)
+                reason = os.strerror(errno_).lower() if errno_ else str(e.os_error or e)
+                raise RegistryError(502, f'{method.capitalize()} "{url}": dial tcp '
+                                         f'{e.host}:{e.port}: connect: {reason}') from None
             if response.status != 401:
                 return response
             if attempt == 1:  # refused even after answering the challenge

@@ -37,7 +37,7 @@ class ImageService:
             try:
                 return manage.get_record(self.images, name)
             except ImageNotFound:
-                raise NotFound(f"No such image: {name}") from None
+                raise NotFound(f"No such image: {_with_default_tag(name)}") from None
 
     def config(self, record: ImageRecord) -> dict:
         return json.loads(self.content.read(record.config))
@@ -71,3 +71,12 @@ class ImageService:
         for event in final:
             progress(event)
         return record
+
+
+def _with_default_tag(name: str) -> str:
+    """A name as dockerd reports it missing: with the tag it looked for ("busybox:latest");
+    IDs, digests and tagged names as given."""
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last or "@" in name or all(c in "0123456789abcdef" for c in name.removeprefix("sha256:")):
+        return name
+    return name + ":latest"

@@ -151,7 +151,7 @@ class NetworkService:
         users = self.endpoints(net["Id"])
         if users:
             raise Conflict(f"error while removing network: network {net['Name']} id {net['Id']} has active "
-                           f"endpoints ({', '.join(u['Name'] for u in users.values())})")
+                           "endpoints")
         dns = self.dns.pop(net["Id"], None)
         if dns:
             dns.stop()

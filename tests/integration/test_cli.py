@@ -598,6 +598,9 @@ class _RecordingServer:
     ["rm", "-fv", "c1"],
     ["tag", "busybox", "foo/bar:1"],
     ["pull", "localhost:5000/x/y:2"],
+    ["network", "create", "--ipv6", "--subnet", "fd00:1::/64", "--gateway", "fd00:1::1", "net6"],
+    ["network", "create", "--ipv4=false", "--ipv6", "--internal", "--label", "a=b", "-o", "x=y", "net6"],
+    ["network", "create", "--subnet", "10.1.0.0/24", "--ip-range", "10.1.0.0/25", "--gateway", "10.1.0.254", "n4"],
 ])
 def test_requests_are_the_docker_clis(tmp_path, args):
     server = _RecordingServer(str(tmp_path / "recording.sock"))

@@ -1,6 +1,7 @@
 """The embedded DNS server of a user-defined network (Docker's 127.0.0.11): containers
-on the network resolve each other's names and aliases to their addresses on it; every
-other name is forwarded to the host's resolvers.
+on the network resolve each other's names and aliases to their addresses on it (A records
+for IPv4, AAAA for IPv6 on a network with IPv6); every other name is forwarded to the
+host's resolvers.
 
 Each network's server listens on its gateway address, port 53, in the host's namespace,
 and the network's containers get that address in /etc/resolv.conf. (Docker listens on
@@ -67,8 +68,12 @@ class _Resolver:
             return None
         reply = dns.message.make_response(query)
         reply.flags |= dns.flags.AA | dns.flags.RA
-        if question.rdtype == dns.rdatatype.A and question.rdclass == dns.rdataclass.IN:
-            reply.answer.append(dns.rrset.from_text_list(question.name, TTL, "IN", "A", addresses))
+        if question.rdclass == dns.rdataclass.IN and question.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            ipv6 = question.rdtype == dns.rdatatype.AAAA
+            matching = [a for a in addresses if (":" in a) == ipv6]
+            if matching:
+                reply.answer.append(dns.rrset.from_text_list(question.name, TTL, "IN", "AAAA" if ipv6 else "A",
+                                                             matching))
         return reply  # a known name without that record type: NOERROR, no answer
 
     async def _forward_udp(self, query: dns.message.Message, data: bytes) -> bytes:
@@ -141,7 +146,7 @@ async def _serve_stream(resolver: _Resolver, reader: asyncio.StreamReader, write
 
 class NetworkDNS:
     """One network's server (UDP and TCP); `lookup(name)` gives the addresses of a name on
-    the network."""
+    the network, IPv4 and IPv6 ones together."""
 
     def __init__(self, address: str, lookup: Callable[[str], list[str]], port: int = 53) -> None:
         self.address = address

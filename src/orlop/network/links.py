@@ -1,7 +1,10 @@
 """The kernel's side of a bridge network, over netlink (pyroute2): the bridge with its
 gateway address, and per container a veth pair whose host end joins the bridge and whose
 other end becomes `eth0` in the container's network namespace, with its address, MAC and
-default route.
+default route. On an IPv6 network both ends also get their IPv6 address (without duplicate
+address detection, as dockerd adds them: the addresses are leased, nobody else has them);
+on an IPv4-only one IPv6 is turned off on the container's interface, as dockerd 28 does, so
+that it joins no IPv6 multicast group and takes no router advertisement.
 
 Host-end names are derived from the endpoint id (`veth` + 7 hex), so that what a crash
 leaves behind can be recognised and removed at the next start.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import socket
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -19,6 +23,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from orlop.linux import syscalls
 
 VETH_PREFIX = "veth"
+IFA_F_NODAD = 0x02
+LINK_LOCAL = ipaddress.ip_network("fe80::/64")
 
 
 class LinkError(RuntimeError):
@@ -40,8 +46,8 @@ def sysctl(path: str, value: str) -> str:
     return previous
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
-    """The bridge, up, holding the gateway address (created, or repaired, as needed)."""
+def ensure_bridge(name: str, gateway: str, prefixlen: int, gateway6: str | None = None, prefixlen6: int = 0) -> None:
+    """The bridge, up, holding the gateway address(es) (created, or repaired, as needed)."""
     with IPRoute() as ip:
         found = ip.link_lookup(ifname=name)
         if not found:
@@ -54,8 +60,31 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
         addresses = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ip.get_addr(index=index, family=2)}
         if (gateway, prefixlen) not in addresses:
             ip.addr("add", index=index, address=gateway, prefixlen=prefixlen)
+        if os.path.exists(f"/proc/sys/net/ipv6/conf/{name}"):
+            sysctl(f"net/ipv6/conf/{name}/accept_ra", "0")  # the bridge is a router, never a host taking RAs
+            if gateway6:
+                sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "0")
+                _own_ipv6_address(ip, index, gateway6, prefixlen6)
         ip.link("set", index=index, state="up")
     sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")  # published ports reachable via 127.0.0.1
+
+
+def _own_ipv6_address(ip: IPRoute, index: int, address: str, prefixlen: int) -> None:
+    """`address` the interface's only IPv6 address besides the kernel's link-local and
+    multicast ones (a gateway changed across a restart leaves nothing behind)."""
+    wanted = ipaddress.ip_address(address)
+    present = False
+    for a in ip.get_addr(index=index, family=socket.AF_INET6):
+        existing = ipaddress.ip_address(a.get_attr("IFA_ADDRESS"))
+        if existing in LINK_LOCAL or existing.is_multicast:
+            continue
+        if existing == wanted and a["prefixlen"] == prefixlen:
+            present = True
+            continue
+        with contextlib.suppress(NetlinkError):
+            ip.addr("del", index=index, address=str(existing), prefixlen=a["prefixlen"])
+    if not present:
+        ip.addr("add", index=index, address=address, prefixlen=prefixlen, flags=IFA_F_NODAD)
 
 
 def delete_link(name: str) -> bool:
@@ -74,8 +103,11 @@ def links_with_prefix(prefix: str) -> list[str]:
 
 
 def connect(netns_path: str, bridge: str, host_name: str, ifname: str, address: str, prefixlen: int,
-            gateway: str | None, mac: str, default_route: bool) -> None:
-    """A veth from the bridge into the namespace at `netns_path`, configured there."""
+            gateway: str | None, mac: str, default_route: bool, address6: str | None = None, prefixlen6: int = 0,
+            gateway6: str | None = None) -> None:
+    """A veth from the bridge into the namespace at `netns_path`, configured there. With
+    `address6`, the interface gets it too and, given `gateway6`, an IPv6 default route
+    through it unless the namespace has one already (from another network)."""
     peer_tmp = "orlp" + host_name[len(VETH_PREFIX):]
     with IPRoute() as ip:
         if ip.link_lookup(ifname=host_name):
@@ -97,16 +129,34 @@ def connect(netns_path: str, bridge: str, host_name: str, ifname: str, address: 
         with _netns(netns_path) as ns:
             index = ns.link_lookup(ifname=peer_tmp)[0]
             ns.link("set", index=index, ifname=ifname, address=mac)
+            _ipv6_enabled(ifname, address6 is not None)
             ns.addr("add", index=index, address=address, prefixlen=prefixlen)
+            if address6:
+                ns.addr("add", index=index, address=address6, prefixlen=prefixlen6, flags=IFA_F_NODAD)
             ns.link("set", index=index, state="up")
             lo = ns.link_lookup(ifname="lo")
             if lo:
                 ns.link("set", index=lo[0], state="up")
             if default_route and gateway:
                 ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index)
+            if address6 and gateway6 and not _has_default_route6(ns):
+                ns.route("add", family=socket.AF_INET6, dst="::/0", gateway=gateway6, oif=index)
     except (NetlinkError, OSError) as e:
         delete_link(host_name)
         raise LinkError(f"cannot configure {ifname} in the container: {e}") from None
+
+
+def _ipv6_enabled(ifname: str, enabled: bool) -> None:
+    """IPv6 on or off for an interface of the namespace this thread is in (/proc/sys/net is
+    the opening thread's namespace's); nothing to do on a kernel without IPv6."""
+    path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
+    if os.path.exists(path):
+        with open(path, "w") as f:
+            f.write("0" if enabled else "1")
+
+
+def _has_default_route6(ns: IPRoute) -> bool:
+    return any(r["dst_len"] == 0 and r.get_attr("RTA_GATEWAY") for r in ns.get_routes(family=socket.AF_INET6))
 
 
 def disconnect(netns_path: str | None, host_name: str, ifname: str) -> None:
@@ -164,12 +214,17 @@ def _netns(path: str):
         os.close(own)
 
 
-def host_routes() -> list[ipaddress.IPv4Network]:
-    """The host's IPv4 routes' destinations (a new network's subnet must overlap none)."""
+def host_routes() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The host's IPv4 and IPv6 routes' destinations (a new network's subnet must overlap
+    none; the kernel's link-local and multicast routes aside)."""
     with IPRoute() as ip:
         nets = []
-        for route in ip.get_routes(family=2):
-            dst = route.get_attr("RTA_DST")
-            if dst and route["dst_len"] > 0:
-                nets.append(ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False))
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for route in ip.get_routes(family=family):
+                dst = route.get_attr("RTA_DST")
+                if dst and route["dst_len"] > 0:
+                    net = ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False)
+                    if net.version == 6 and (net.is_link_local or net.is_multicast or net.prefixlen == 128):
+                        continue
+                    nets.append(net)
         return nets

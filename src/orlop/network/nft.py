@@ -1,6 +1,7 @@
-"""orlop's packet rules: one nftables table (`ip orlop`), always replaced whole in one
-transaction, so that the kernel holds either the old rule set or the new one, never a mix,
-and a stale table left by a crash is simply overwritten at the next start.
+"""orlop's packet rules: the nftables table `ip orlop` and, once there is an IPv6 network (or
+orlop turned IPv6 forwarding on), `ip6 orlop` doing the same for IPv6; both always replaced
+whole in one transaction, so that the kernel holds either the old rule set or the new one,
+never a mix, and a stale table left by a crash is simply overwritten at the next start.
 
 What the table does:
 - outbound NAT: a network's subnet is masqueraded when it leaves its bridge (not for
@@ -12,6 +13,12 @@ What the table does:
   127.0.0.1 works because the bridge gets `route_localnet` and loopback sources are
   masqueraded to the bridge's address — the kernel path, with no proxy process per port;
 - when orlop had to turn on IPv4 forwarding, forwarding stays limited to its bridges.
+
+The IPv6 table does the same for the IPv6 subnets of the networks that have one, as dockerd's
+ip6tables rules (on by default since Docker 27) do: masquerade out of the bridge (ULA
+subnets are not routed beyond the host), isolation, DNAT of the host's IPv6 addresses to a
+container's IPv6 address for ports published on `::`. No `route_localnet` exists for IPv6:
+as with dockerd's `--userland-proxy=false`, a published port does not answer on `[::1]`.
 """
 
 from __future__ import annotations
@@ -27,15 +34,20 @@ class Bridge:
     ifname: str
     subnet: str
     internal: bool = False
+    subnet6: str = ""   # the network's IPv6 subnet, if it has IPv6
 
 
 @dataclass(frozen=True)
 class Publish:
     proto: str          # tcp | udp
-    host_ip: str        # "" or 0.0.0.0: every address of the host
+    host_ip: str        # "" or 0.0.0.0 (:: for IPv6): every address of the host
     host_port: int
-    container_ip: str
+    container_ip: str   # an IPv6 address: the rule is the IPv6 table's
     container_port: int
+
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.container_ip
 
 
 class NftError(RuntimeError):
@@ -46,9 +58,21 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', "") + '"'
 
 
-def ruleset(bridges: list[Bridge], published: list[Publish], limit_forwarding: bool) -> str:
+def ruleset(bridges: list[Bridge], published: list[Publish], limit_forwarding: bool,
+            limit_forwarding6: bool = False) -> str:
+    """Both tables' text (the IPv6 one only when there is something for it to do)."""
+    text = _table("ip", bridges, [p for p in published if not p.ipv6], limit_forwarding)
+    bridges6 = [Bridge(b.ifname, b.subnet6, b.internal) for b in bridges if b.subnet6]
+    if bridges6 or limit_forwarding6:
+        text += _table("ip6", bridges6, [p for p in published if p.ipv6], limit_forwarding6)
+    return text
+
+
+def _table(family: str, bridges: list[Bridge], published: list[Publish], limit_forwarding: bool) -> str:
+    """One family's table: `ip` (IPv4) or `ip6`."""
     names = ", ".join(_quote(b.ifname) for b in bridges)
-    lines = [f"table ip {TABLE} {{"]
+    anywhere = "0.0.0.0" if family == "ip" else "::"
+    lines = [f"table {family} {TABLE} {{"]
     if bridges:
         lines += ["  set bridges {", "    type ifname", f"    elements = {{ {names} }}", "  }"]
     lines += [
@@ -59,14 +83,15 @@ def ruleset(bridges: list[Bridge], published: list[Publish], limit_forwarding: b
         "  chain publish {",
     ]
     for p in published:
-        match = f"ip daddr {p.host_ip} " if p.host_ip not in ("", "0.0.0.0") else ""
-        lines.append(f"    {match}{p.proto} dport {p.host_port} dnat to {p.container_ip}:{p.container_port}")
+        match = f"{family} daddr {p.host_ip} " if p.host_ip not in ("", anywhere) else ""
+        target = f"[{p.container_ip}]" if family == "ip6" else p.container_ip
+        lines.append(f"    {match}{p.proto} dport {p.host_port} dnat to {target}:{p.container_port}")
     lines += ["  }", "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;"]
     for b in bridges:
         lines.append(f"    iifname {_quote(b.ifname)} oifname {_quote(b.ifname)} ct status dnat masquerade")
         if not b.internal:
-            lines.append(f"    ip saddr {b.subnet} oifname != {_quote(b.ifname)} masquerade")
-    if bridges:
+            lines.append(f"    {family} saddr {b.subnet} oifname != {_quote(b.ifname)} masquerade")
+    if bridges and family == "ip":  # (IPv6 has no route_localnet: ::1 never leaves lo)
         lines.append("    ip saddr 127.0.0.0/8 oifname @bridges masquerade")
     lines += ["  }", "  chain forward {", "    type filter hook forward priority filter; policy accept;"]
     if bridges:
@@ -89,19 +114,25 @@ def ruleset(bridges: list[Bridge], published: list[Publish], limit_forwarding: b
     return "\n".join(line for line in lines if line) + "\n"
 
 
+_RESET = f"table ip {TABLE}\ndelete table ip {TABLE}\ntable ip6 {TABLE}\ndelete table ip6 {TABLE}\n"
+
+
 def apply(text: str) -> None:
-    """Replace the table in one transaction (creating it first makes the delete valid)."""
-    script = f"table ip {TABLE}\ndelete table ip {TABLE}\n{text}"
-    _nft(script)
+    """Replace both tables in one transaction (creating each first makes its delete valid;
+    an IPv6 table that `text` does not hold is thereby removed)."""
+    _nft(_RESET + text)
 
 
 def remove() -> None:
-    _nft(f"table ip {TABLE}\ndelete table ip {TABLE}\n")
+    _nft(_RESET)
 
 
 def current() -> str:
-    done = subprocess.run(["nft", "list", "table", "ip", TABLE], capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 else ""
+    out = []
+    for family in ("ip", "ip6"):
+        done = subprocess.run(["nft", "list", "table", family, TABLE], capture_output=True, text=True)
+        out.append(done.stdout if done.returncode == 0 else "")
+    return "".join(out)
 
 
 def _nft(script: str) -> None:

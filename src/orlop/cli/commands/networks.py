@@ -20,7 +20,8 @@ CREATE_SPEC = Spec("network create", "orlop network create [OPTIONS] NETWORK", "
     flag("--internal", "bool", "Restrict external access to the network"),
     flag("--ip-range", "list", "Allocate container ip from a sub-range", metavar="strings"),
     flag("--ipam-driver", "string", "IP Address Management Driver", "default"),
-    flag("--ipv6", "bool", "Enable or disable IPv6 networking"),
+    flag("--ipv4", "bool", "Enable or disable IPv4 address assignment", True),
+    flag("--ipv6", "bool", "Enable or disable IPv6 address assignment"),
     flag("--label", "list", "Set metadata on a network"),
     flag("-o, --opt", "list", "Set driver specific options", metavar="map"),
     flag("--subnet", "list", "Subnet in CIDR format that represents a network segment", metavar="strings"),
@@ -29,29 +30,68 @@ CREATE_SPEC = Spec("network create", "orlop network create [OPTIONS] NETWORK", "
 
 def _ipam_configs(subnets: list[str], gateways: list[str], ranges: list[str]) -> list[dict]:
     """--subnet/--gateway/--ip-range: one IPAM config per subnet, each gateway and range
-    given to the subnet it belongs to, in order (docker pairs them the same way)."""
-    if (gateways or ranges) and not subnets:
+    given to the subnet that contains it (as the docker CLI pairs them, so that
+    `--subnet 10.9.0.0/24 --subnet fd00:1::/64 --gateway fd00:1::1` gives the gateway to the
+    IPv6 subnet), with the docker CLI's refusals."""
+    import ipaddress
+
+    if len(subnets) < len(ranges) or len(subnets) < len(gateways):
         raise CommandError("every ip-range or gateway must have a corresponding subnet")
-    if len(gateways) > len(subnets) or len(ranges) > len(subnets):
-        raise CommandError("every ip-range or gateway must have a corresponding subnet")
-    configs = []
-    for i, subnet in enumerate(subnets):
-        config = {"Subnet": subnet}
-        if i < len(ranges):
-            config["IPRange"] = ranges[i]
-        if i < len(gateways):
-            config["Gateway"] = gateways[i]
-        configs.append(config)
-    return configs
+
+    def network(text: str):
+        try:
+            return ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise CommandError(f"invalid CIDR address: {text}") from None
+
+    def address(text: str):
+        try:
+            return ipaddress.ip_address(text)
+        except ValueError:
+            return network(text)
+
+    parsed = {}
+    for subnet in subnets:
+        net = network(subnet)
+        if any(net.version == other.version and net.overlaps(other) for other in parsed.values()):
+            raise CommandError("multiple overlapping subnet configuration is not supported")
+        parsed[subnet] = net
+    configs = {subnet: {"Subnet": subnet} for subnet in subnets}
+
+    def contains(net, item) -> bool:
+        return item.version == net.version and (item in net if not hasattr(item, "prefixlen") else
+                                                item.subnet_of(net))
+
+    for value, key, what in [(r, "IPRange", "range") for r in ranges] + [(g, "Gateway", "gateway") for g in gateways]:
+        item = network(value) if key == "IPRange" else address(value)
+        owners = [subnet for subnet, net in parsed.items() if contains(net, item)]
+        if not owners:
+            raise CommandError(f"no matching subnet for {what} {value}")
+        for subnet in owners:
+            if key in configs[subnet]:
+                plural = "ranges" if key == "IPRange" else "gateways"
+                verb = "on" if key == "IPRange" else "for"
+                raise CommandError(f"cannot configure multiple {plural} ({value}, {configs[subnet][key]}) {verb} the "
+                                   f"same subnet ({subnet})")
+            configs[subnet][key] = value
+    # the docker CLI's field order: Subnet, IPRange, Gateway
+    return [{k: c[k] for k in ("Subnet", "IPRange", "Gateway") if k in c} for c in configs.values()]
 
 
 @command(CREATE_SPEC)
 def create(cli, opts, args):
-    body = {"Name": args[0], "Driver": opts.driver, "Internal": bool(opts.internal),
-            "Attachable": bool(opts.attachable), "EnableIPv6": bool(opts.ipv6),
-            "IPAM": {"Driver": opts.ipam_driver, "Config": _ipam_configs(opts.subnet or [], opts.gateway or [],
-                                                                         opts.ip_range or []), "Options": {}},
-            "Options": key_values(opts.opt, "option"), "Labels": key_values(opts.label, "label")}
+    # The docker CLI's body, field for field in its order (EnableIPv4/EnableIPv6 only when given).
+    body: dict = {"Driver": opts.driver, "Scope": ""}
+    if "ipv4" in opts.changed:
+        body["EnableIPv4"] = bool(opts.ipv4)
+    if "ipv6" in opts.changed:
+        body["EnableIPv6"] = bool(opts.ipv6)
+    body.update({
+        "IPAM": {"Driver": opts.ipam_driver, "Options": {},
+                 "Config": _ipam_configs(opts.subnet or [], opts.gateway or [], opts.ip_range or [])},
+        "Internal": bool(opts.internal), "Attachable": bool(opts.attachable), "Ingress": False, "ConfigOnly": False,
+        "ConfigFrom": None, "Options": key_values(opts.opt, "option"), "Labels": key_values(opts.label, "label"),
+        "Name": args[0]})
     created = cli.client.post("/networks/create", body=body)
     sys.stdout.write(created["Id"] + "\n")
     return 0

@@ -34,3 +34,17 @@ class Unavailable(OrlopError):
 
 class Forbidden(OrlopError):
     status = 403
+
+
+DISK_FULL = (28, 122)  # ENOSPC, EDQUOT
+
+
+def describe_os_error(error: OSError) -> str:
+    """An error of the daemon's own storage as Go's (and dockerd's) read, naming what was
+    being written: "write /var/lib/orlop/images/images.json: no space left on device"."""
+    if error.errno in DISK_FULL:
+        reason = "no space left on device" if error.errno == 28 else "disk quota exceeded"
+        return f"write {error.filename}: {reason}" if error.filename else reason
+    if error.filename:
+        return f"{error.filename}: {error.strerror or error}"
+    return error.strerror or str(error)

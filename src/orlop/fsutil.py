@@ -12,7 +12,7 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
+        write_all(fd, data, path)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -20,6 +20,17 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
         raise
     os.close(fd)
     os.rename(tmp, path)
+
+
+def write_all(fd: int, data: bytes | memoryview, path: str) -> None:
+    """All of `data` to `fd`. A write on a filling disk may be short (it writes what fits and
+    says so): the rest is written again, and fails with ENOSPC. Errors name `path`."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
 
 
 def fsync_dir(path: str) -> None:

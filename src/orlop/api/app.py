@@ -23,7 +23,7 @@ from orlop.api.system import API_VERSION, MIN_API_VERSION, SystemRoutes
 from orlop.api.volumes import VolumeRoutes
 from orlop.containers.commit import Committer
 from orlop.containers.files import ContainerFiles
-from orlop.errors import OrlopError
+from orlop.errors import DISK_FULL, OrlopError, describe_os_error
 
 log = logging.getLogger("orlopd")
 
@@ -53,6 +53,13 @@ async def standard(request: web.Request, handler):
         response = error_response(405, "method not allowed")
     except (ConnectionResetError, BrokenPipeError):
         raise
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            log.exception("%s %s", request.method, request.path)
+            response = error_response(500, f"{type(e).__name__}: {e}")
+        else:  # the data root is full: not a bug, the client is told what could not be written
+            log.error("%s %s: %s", request.method, request.path, describe_os_error(e))
+            response = error_response(500, describe_os_error(e))
     except Exception as e:  # a bug: say so, in Docker's shape, and keep serving
         log.exception("%s %s", request.method, request.path)
         response = error_response(500, f"{type(e).__name__}: {e}")

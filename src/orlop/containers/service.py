@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -23,7 +24,7 @@ from orlop.containers.events import Events
 from orlop.containers.names import random_name
 from orlop.containers.oom_monitor import OomMonitor
 from orlop.containers.store import ZERO_TIME, ContainerStore, empty_state
-from orlop.errors import Conflict, InvalidParameter, NotFound, NotModified, OrlopError
+from orlop.errors import Conflict, InvalidParameter, NotFound, NotModified, OrlopError, describe_os_error
 from orlop.fsutil import tree_size, write_atomic
 from orlop.images import manage
 from orlop.images.service import ImageService
@@ -33,6 +34,7 @@ from orlop.shim.logs import rfc3339_nano
 from orlop.snapshots import ACTIVE, mount_all
 from orlop.snapshots.overlay import Mount
 
+log = logging.getLogger("orlopd")
 VALID_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 CONFIG_KEYS_FROM_IMAGE = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes",
                           "StopSignal", "Healthcheck", "OnBuild")
@@ -90,6 +92,18 @@ class ContainerService:
         self.events.emit("container", action, record["Id"], attrs)
 
     event = _event  # for the services beside this one (files, commit)
+
+    def _record_state(self, record: dict) -> bool:
+        """Save a change of state that has happened already (an exit, a stop, a pause): on a
+        full disk it is known here (inspect, wait, events say so) though not on disk until
+        the next save, as dockerd logs a checkpoint it cannot write. False if not saved."""
+        try:
+            self.store.save(record)
+        except OSError as e:
+            log.error("container %s: %s: the change of its state is not saved", record["Id"][:12],
+                      describe_os_error(e))
+            return False
+        return True
 
     def runtime_path(self, name: str) -> str:
         try:
@@ -307,7 +321,7 @@ class ContainerService:
             126 if "permission denied" in message.lower() else 128
         record["State"].update(Status="exited" if record["State"]["StartedAt"] != ZERO_TIME else "created",
                                Running=False, Restarting=False, Pid=0, Error=message, ExitCode=code)
-        self.store.save(record)
+        self._record_state(record)
         for future, _ in self.pending_attach.pop(cid, []):
             if not future.done():
                 future.set_exception(OrlopError(message))
@@ -359,7 +373,7 @@ class ContainerService:
             await self.networks.apply_rules()  # its published ports, now that it counts as running
         if self.health is not None:
             self.health.init(record)
-        self.store.save(record)
+        self._record_state(record)
         self._event(record, "start")
         self.monitors[cid] = asyncio.create_task(self._monitor(cid))
         self.oom_monitor.watch(cid, answer["pid"])
@@ -494,12 +508,12 @@ class ContainerService:
         if self.health is not None:
             self.health.stop(record)
         self._unmount_rootfs(os.path.join(self.store.dir(cid), "rootfs"))
-        shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
         restart = self._should_restart(record)
         if restart:
             state["Restarting"] = True
             state["Status"] = "restarting"
-        self.store.save(record)
+        if self._record_state(record):  # else the shim's exit.json stays, for a daemon restarted meanwhile
+            shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
         # One `oom` per OOM kill of the run: those not already reported while it ran.
         kills = result.get("oom_kills", 1 if state["OOMKilled"] else 0)
         for _ in range(kills - reported):
@@ -520,7 +534,7 @@ class ContainerService:
         if record is None or not record["State"]["Running"]:
             return False
         record["State"]["OOMKilled"] = True
-        self.store.save(record)
+        self._record_state(record)
         self._event(record, "oom")
         return True
 
@@ -551,7 +565,7 @@ class ContainerService:
                 await self._start(record)
             except OrlopError as e:
                 record["State"].update(Status="exited", Restarting=False, Error=str(e))
-                self.store.save(record)
+                self._record_state(record)
 
     # -- waiting ---------------------------------------------------------------------------------
     async def wait(self, ref: str, condition: str = "not-running") -> dict:
@@ -590,11 +604,11 @@ class ContainerService:
                 if record["State"]["Restarting"]:
                     record["Orlop"]["ManualStop"] = True
                     record["State"].update(Restarting=False, Status="exited")
-                    self.store.save(record)
+                    self._record_state(record)
                     return
                 raise NotModified("container already stopped")
             record["Orlop"]["ManualStop"] = True
-            self.store.save(record)
+            self._record_state(record)
         if timeout is None:
             timeout = record["Config"].get("StopTimeout")
             timeout = 10 if timeout is None else timeout
@@ -632,7 +646,7 @@ class ContainerService:
         record["State"].update(Paused=True, Status="paused")
         if self.health is not None:
             self.health.update(record)
-        self.store.save(record)
+        self._record_state(record)
         self._event(record, "pause")
 
     async def unpause(self, ref: str) -> None:
@@ -643,7 +657,7 @@ class ContainerService:
         record["State"].update(Paused=False, Status="running")
         if self.health is not None:
             self.health.update(record)
-        self.store.save(record)
+        self._record_state(record)
         self._event(record, "unpause")
 
     async def update(self, ref: str, body, api_version: str | None = None) -> list[str]:
@@ -661,7 +675,11 @@ class ContainerService:
                                '"update"')
             before = record["HostConfig"]
             record["HostConfig"] = updates.merge(before, resources, policy, cid)
-            self.store.save(record)
+            try:
+                self.store.save(record)
+            except OSError:  # (a full disk): nothing changed
+                record["HostConfig"] = before
+                raise
             state = record["State"]
             delta = updates.runtime_delta(resources)
             try:
@@ -669,7 +687,7 @@ class ContainerService:
                     await self._runtime_update(record, delta)
             except OrlopError as e:
                 record["HostConfig"] = before
-                self.store.save(record)
+                self._record_state(record)
                 raise OrlopError(f"Cannot update container {cid}: {e}") from None
             finally:
                 self._event(record, "update")
@@ -700,7 +718,11 @@ class ContainerService:
             raise Conflict(f"Error when allocating new name: {e}") from None
         old = record["Name"]
         record["Name"] = "/" + new_name
-        self.store.save(record)
+        try:
+            self.store.save(record)
+        except OSError:  # (a full disk): not renamed
+            record["Name"] = old
+            raise
         self._event(record, "rename", oldName=old)
 
     # -- remove ----------------------------------------------------------------------------------

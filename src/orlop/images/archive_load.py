@@ -34,6 +34,7 @@ from orlop.images.archive_format import (
 )
 from orlop.images.archive_tar import ArchiveIndex, read_archive
 from orlop.images.content import ContentError, ContentStore
+from orlop.images.manage import reachable_blobs
 from orlop.images.pull import INDEX_TYPES, host_platform, select_manifest
 from orlop.images.reference import InvalidReference, parse
 from orlop.images.store import ImageNotFound, ImageRecord, ImageStore, dangling_name
@@ -69,9 +70,21 @@ def load(source: str | BinaryIO, content: ContentStore, images: ImageStore, *,
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as f:
             return load(f, content, images, normalise=normalise, platform=platform)
-    index = read_archive(source, content)
-    found = _images(index, content, normalise, platform or host_platform())
-    return _name(found, images)
+    index = ArchiveIndex(content)
+    try:
+        read_archive(source, content, index)
+        found = _images(index, content, normalise, platform or host_platform())
+        return _name(found, images)
+    except BaseException:
+        _release(index.written, images, content)
+        raise
+
+
+def _release(written: set[str], images: ImageStore, content: ContentStore) -> None:
+    """A load that failed (a bad archive, a full disk) takes back the blobs it added that no
+    image uses, as dockerd releases the layers of a load that goes no further."""
+    for digest in written - reachable_blobs(images, content):
+        content.delete(digest)
 
 
 def _images(index: ArchiveIndex, content: ContentStore, normalise, platform: dict) -> list[_Image]:
@@ -175,7 +188,7 @@ def _entry_config(entry: dict, index: ArchiveIndex, content: ContentStore) -> tu
     if not isinstance(config_path, str) or not isinstance(entry.get("Layers"), list):
         raise ArchiveError("manifest.json entry without Config or Layers")
     config_bytes = index.read(config_path, "image config")
-    return content.put(config_bytes), config_bytes
+    return index.put(config_bytes), config_bytes
 
 
 def _from_entry(entry: dict, config_digest: str, config_bytes: bytes, index: ArchiveIndex,
@@ -198,7 +211,7 @@ def _from_entry(entry: dict, config_digest: str, config_bytes: bytes, index: Arc
         digest, size = index.stored(path, "layer")
         layers.append(layer_descriptor(digest, size, _layer_type(content, digest, diff_id, path)))
     manifest = oci_manifest(config_digest, len(config_bytes), layers)
-    manifest_digest = content.put(manifest)
+    manifest_digest = index.put(manifest)
     return _Image(manifest_digest, manifest_digest, config_digest)
 
 

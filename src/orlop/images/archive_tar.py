@@ -21,7 +21,7 @@ import uuid
 from typing import BinaryIO, NamedTuple
 
 from orlop.images.archive_format import ArchiveError, copy_hashed, decompressed
-from orlop.images.content import ContentError, ContentStore
+from orlop.images.content import ContentError, ContentStore, sha256_digest
 
 SMALL = 1 << 20            # files up to this size are kept in memory...
 IN_MEMORY = 64 << 20       # ...as long as they add up to no more than this
@@ -69,6 +69,15 @@ class ArchiveIndex:
     def __init__(self, content: ContentStore) -> None:
         self.content = content
         self.members: dict[str, Member] = {}
+        self.written: set[str] = set()   # blobs this load added to the content store
+
+    def put(self, data: bytes) -> str:
+        """A small file into the content store (noted if it was not there)."""
+        digest = sha256_digest(data)
+        if not self.content.exists(digest):
+            self.content.put(data, digest)
+            self.written.add(digest)
+        return digest
 
     def __contains__(self, path: str) -> bool:
         try:
@@ -109,13 +118,14 @@ class ArchiveIndex:
         """(digest, size) of the file in the content store, putting it there if it is small."""
         member = self.resolve(path, what)
         if member.digest is None:
-            return self.content.put(member.data), member.size
+            return self.put(member.data), member.size
         return member.digest, member.size
 
 
-def read_archive(stream: BinaryIO, content: ContentStore) -> ArchiveIndex:
-    """One pass over the (maybe gzip, zstd, bzip2 or xz compressed) tar read from `stream`."""
-    index = ArchiveIndex(content)
+def read_archive(stream: BinaryIO, content: ContentStore, index: ArchiveIndex | None = None) -> ArchiveIndex:
+    """One pass over the (maybe gzip, zstd, bzip2 or xz compressed) tar read from `stream`
+    (into `index`, whose `written` says what it stored even when the read fails)."""
+    index = index or ArchiveIndex(content)
     in_memory = 0
     try:
         with tarfile.open(fileobj=decompressed(stream), mode="r|") as tar:
@@ -130,7 +140,7 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> ArchiveIndex:
                                                  target=_link_target(member, name))
                 elif member.isreg():
                     keep = member.size <= SMALL and in_memory + member.size <= IN_MEMORY
-                    index.members[name] = _read_file(tar, member, name, content, keep)
+                    index.members[name] = _read_file(tar, member, name, index, keep)
                     in_memory += len(index.members[name].data or b"")
                 else:
                     raise ArchiveError(f"archive member {name!r} is a device, fifo or other special file: "
@@ -144,8 +154,9 @@ def read_archive(stream: BinaryIO, content: ContentStore) -> ArchiveIndex:
     return index
 
 
-def _read_file(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, content: ContentStore,
+def _read_file(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, index: ArchiveIndex,
                in_memory: bool) -> Member:
+    content = index.content
     data = tar.extractfile(member)
     blob = _BLOB.fullmatch(name)
     if blob is None and in_memory:
@@ -161,7 +172,9 @@ def _read_file(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, content
             copy_hashed(data, writer)
             if writer.offset != member.size:
                 raise ArchiveError(f"archive member {name!r} is truncated")
-            return Member("file", member.size, digest=writer.commit())
+            digest = writer.commit()
+            index.written.add(digest)
+            return Member("file", member.size, digest=digest)
     except ContentError as e:
         if expected:
             raise ArchiveError(f"blob {name!r} does not match its digest: the archive is corrupt ({e})") from None

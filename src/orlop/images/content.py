@@ -8,7 +8,9 @@ Layout, as containerd's local store:
 A blob becomes visible only by `Writer.commit`: the data is checked against the
 expected digest and size, fsync'ed, and renamed into blobs/. A crash at any
 point leaves either nothing, or an ingest that a later pull resumes (or `prune_ingests`
-removes); never a half-written blob under its digest. Two writers for one ref
+removes: orlopd, at start, all but pulls'); never a half-written blob under its digest. A
+write that fails (a full disk: ENOSPC names the ingest's file) leaves no ingest, except a
+pull's download, kept to be resumed once there is room. Two writers for one ref
 (two pulls of one layer, in this process or another) are serialised by a lock
 on the ingest directory, so the second finds the blob committed and writes nothing.
 """
@@ -22,7 +24,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from orlop.fsutil import fsync_dir
+from orlop.fsutil import fsync_dir, write_all
 
 
 class ContentError(OSError):
@@ -101,11 +103,15 @@ class ContentStore:
         except FileNotFoundError:
             pass
 
-    def prune_ingests(self, older_than: float = 0) -> int:
-        """Remove abandoned writes (not locked by a live writer) older than `older_than` seconds."""
+    def prune_ingests(self, older_than: float = 0, *, keep_resumable: bool = False) -> int:
+        """Remove abandoned writes (not locked by a live writer) older than `older_than` seconds;
+        with `keep_resumable`, all but the downloads a pull resumes (what orlopd does at start:
+        what else a crash left is never taken up again)."""
         removed = 0
         for name in os.listdir(self.ingests):
             directory = os.path.join(self.ingests, name)
+            if keep_resumable and _ref(directory).startswith(RESUMABLE_PREFIX):
+                continue
             try:
                 lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except OSError:
@@ -124,6 +130,17 @@ class ContentStore:
             finally:
                 os.close(lock)
         return removed
+
+
+RESUMABLE_PREFIX = "blob-"  # a pull's ref for a blob it downloads: "blob-sha256:..."
+
+
+def _ref(directory: str) -> str:
+    try:
+        with open(os.path.join(directory, "ref")) as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 class Writer:
@@ -163,20 +180,33 @@ class Writer:
 
     def try_open(self, blocking: bool) -> bool:
         """Take the ref's lock (waiting for another writer, or not) and get ready to write."""
-        os.makedirs(self.dir, 0o700, exist_ok=True)
-        if self._lock < 0:
-            self._lock = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            return False
+        while True:
+            os.makedirs(self.dir, 0o700, exist_ok=True)
+            if self._lock < 0:
+                self._lock = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                return False
+            if os.fstat(self._lock).st_nlink:
+                break
+            # the writer we waited for finished and removed the ingest, its lock with it: a new one
+            os.close(self._lock)
+            self._lock = -1
         if self.expected and self.store.exists(self.expected):
             self.committed = True
             return True
-        with open(os.path.join(self.dir, "ref"), "w") as f:
-            f.write(self.ref)
-        self._fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._resume()
+        try:
+            ref = os.open(os.path.join(self.dir, "ref"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                write_all(ref, self.ref.encode(), os.path.join(self.dir, "ref"))
+            finally:
+                os.close(ref)
+            self._fd = os.open(self.data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._resume()
+        except BaseException as e:  # (a full disk): no writer, nothing left of it
+            self.__exit__(type(e), e, e.__traceback__)
+            raise
         return True
 
     def _resume(self) -> None:
@@ -197,10 +227,13 @@ class Writer:
     def write(self, data: bytes) -> None:
         if self.size is not None and self.offset + len(data) > self.size:
             raise ContentError(errno.EFBIG, f"{self.ref}: more data than the {self.size} bytes announced")
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            write_all(self._fd, data, self.data_path)
+        except OSError:
+            # what fitted of `data` goes: the ingest stays `offset` bytes long, as hashed
+            os.ftruncate(self._fd, self.offset)
+            os.lseek(self._fd, self.offset, os.SEEK_SET)
+            raise
         self._hash.update(data)
         self.offset += len(data)
 
@@ -226,7 +259,9 @@ class Writer:
     def __exit__(self, *exc) -> None:
         if self._fd >= 0:
             os.close(self._fd)
-        if self.committed:
+        if self.committed or exc[0] is not None:
+            # Committed, or failed (a full disk, a bad archive): nothing to keep. Only a pull
+            # keeps what it fetched to resume it, by leaving with __exit__(None, None, None).
             for name in ("ref", "data"):
                 try:
                     os.unlink(os.path.join(self.dir, name))
@@ -238,3 +273,4 @@ class Writer:
             except OSError:
                 pass  # another writer is waiting on the lock: it will clean up
         os.close(self._lock)
+        self._fd = self._lock = -1

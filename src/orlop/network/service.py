@@ -342,7 +342,10 @@ class NetworkService:
         for name, ep in (record["NetworkSettings"].get("Networks") or {}).items():
             if ep.get("EndpointID"):
                 await asyncio.to_thread(links.delete_link, links.host_veth_name(ep["EndpointID"]))
-                self.ipam.release(ep["NetworkID"], ep["EndpointID"])
+                try:
+                    self.ipam.release(ep["NetworkID"], ep["EndpointID"])
+                except OSError as e:  # a full disk: released here, saved with the next change
+                    log.error("the release of %s's address is not saved: %s", record["Id"][:12], e)
             ep.update(EndpointID="", IPAddress="", Gateway="", IPPrefixLen=0, DNSNames=None, GlobalIPv6Address="",
                       GlobalIPv6PrefixLen=0, IPv6Gateway="", MacAddress=desired_macs(record).get(name, ""))
         self._summarise(record)

@@ -4,6 +4,11 @@ One JSON object per line: {"log": "<text>", "stream": "stdout"|"stderr",
 "time": "<RFC3339Nano>"}. Output is split at newlines as Docker does; a partial
 line is held until its newline comes, it grows past 16 KiB, or the stream ends.
 When a file would exceed max_size it is rotated to <name>.1 … <name>.<max_file-1>.
+
+A full disk (or any write error) loses the entries that cannot be written, as dockerd's
+json-file logger does ("Error writing log message"): the file keeps whole lines only, the
+container runs on, and logging resumes by itself once there is room. The shim's own log
+(stderr) says when it starts dropping and how many it dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import _json
 import os
 import time
+
+from orlop.fsutil import write_all
 
 PARTIAL_LIMIT = 16 * 1024
 
@@ -30,6 +37,7 @@ class JsonFileLog:
         self._partial = {"stdout": b"", "stderr": b""}
         self._file = open(path, "ab", buffering=0)
         self._size = self._file.tell()
+        self.dropped = 0  # entries lost since the last one written
 
     def write(self, stream: str, data: bytes) -> None:
         data = self._partial[stream] + data
@@ -56,10 +64,31 @@ class JsonFileLog:
     def _append(self, stream: str, text: bytes) -> None:
         entry = (f'{{"log":{_json.encode_basestring_ascii(text.decode("utf-8", "replace"))},'
                  f'"stream":"{stream}","time":"{rfc3339_nano(time.time_ns())}"}}\n').encode()
-        if self.max_size and self._size and self._size + len(entry) > self.max_size:
-            self._rotate()
-        self._file.write(entry)
+        try:
+            if self.max_size and self._size and self._size + len(entry) > self.max_size:
+                self._rotate()
+            write_all(self._file.fileno(), entry, self.path)
+        except (OSError, ValueError) as e:  # (ValueError: the file is closed, its rotation failed)
+            self._drop(e)
+            return
         self._size += len(entry)
+        if self.dropped:
+            os.write(2, f"orlop-shim: {self.path}: logging again, {self.dropped} entries were dropped\n".encode())
+            self.dropped = 0
+
+    def _drop(self, error: Exception) -> None:
+        """The entry is lost; what fitted of it goes too, so that the file ends with a whole line."""
+        try:
+            if self._file.closed:  # (a rotation that failed half-way)
+                self._file = open(self.path, "ab", buffering=0)
+                self._size = self._file.tell()
+            os.ftruncate(self._file.fileno(), self._size)
+        except OSError:
+            pass
+        if not self.dropped:
+            os.write(2, f"orlop-shim: error writing log message: {error}: dropping entries until it can be "
+                        f"written\n".encode())
+        self.dropped += 1
 
     def _rotate(self) -> None:
         self._file.close()

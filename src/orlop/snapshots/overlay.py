@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
+from orlop.errors import DISK_FULL
+from orlop.fsutil import fsync_dir, write_atomic
 from orlop.linux import syscalls
 from orlop.snapshots.unpack import LayerStats, unpack_layer
 
@@ -221,10 +223,23 @@ class OverlaySnapshotter:
                 raise SnapshotStateError(f"cannot remove snapshot {key!r}: {', '.join(map(repr, children))} "
                                          "are based on it; remove them first")
             del meta["snapshots"][key]
-            self._save(meta)
-            # The metadata no longer names it: a crash from here leaves an orphan for cleanup().
             path = os.path.join(self._snapshots, s["id"])
             doomed = os.path.join(self._snapshots, f"rm-{s['id']}")
+            try:
+                self._save(meta)
+            except OSError as e:
+                if e.errno not in DISK_FULL:
+                    raise
+                # A full disk, maybe filled by this very snapshot: its files go first, to make
+                # room for the metadata. Renamed before: a crash from here leaves `rm-<id>`,
+                # which tells cleanup() to finish the removal.
+                os.rename(path, doomed)
+                for entry in os.listdir(doomed):
+                    shutil.rmtree(os.path.join(doomed, entry))
+                self._save(meta)
+                os.rmdir(doomed)
+                return
+            # The metadata no longer names it: a crash from here leaves an orphan for cleanup().
             os.rename(path, doomed)
             shutil.rmtree(doomed)
 
@@ -268,9 +283,18 @@ class OverlaySnapshotter:
 
     def cleanup(self) -> list[str]:
         """Remove what a crash left behind: snapshot directories the metadata does not name,
-        and unfinished layer unpacks inside committed snapshots. Returns the paths removed."""
+        unfinished layer unpacks inside committed snapshots, and the snapshots whose removal
+        a full disk interrupted. Returns the paths (and keys) removed."""
         removed = []
         with self._locked() as meta:
+            finish = [k for k, v in meta["snapshots"].items()
+                      if not os.path.exists(os.path.join(self._snapshots, v["id"]))
+                      and os.path.exists(os.path.join(self._snapshots, f"rm-{v['id']}"))]
+            if finish:  # removals a full disk interrupted (see remove())
+                for key in finish:
+                    del meta["snapshots"][key]
+                self._save(meta)
+                removed += finish
             kinds = {v["id"]: v["kind"] for v in meta["snapshots"].values()}
             for name in sorted(os.listdir(self._snapshots)):
                 path = os.path.join(self._snapshots, name)
@@ -404,17 +428,8 @@ class OverlaySnapshotter:
         return meta
 
     def _save(self, meta: dict) -> None:
-        tmp = self._metadata + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(meta, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, self._metadata)
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomic(self._metadata, json.dumps(meta, indent=1, sort_keys=True).encode())
+        fsync_dir(self.root)
 
 
 def _info(key: str, s: dict) -> Info:

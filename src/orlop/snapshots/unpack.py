@@ -304,6 +304,7 @@ def _xattrs(ti: tarfile.TarInfo) -> Iterator[tuple[str, bytes]]:
 
 class _Applier:
     def __init__(self, root: str, max_size: int) -> None:
+        self.root = root
         self.root_fd = os.open(root, _O_DIR)
         self.max_size = max_size
         self.privileged = os.geteuid() == 0
@@ -341,6 +342,8 @@ class _Applier:
             except tarfile.TarError as e:
                 raise LayerError(f"layer entry {ti.name!r}: tar stream truncated or corrupt ({e})") from None
             except OSError as e:
+                if e.filename is None:  # (os.write's ENOSPC): the entry that did not fit
+                    raise OSError(e.errno, e.strerror, os.path.join(self.root, ti.name)) from None
                 e.add_note(f"while unpacking layer entry {ti.name!r}")
                 raise
             finally:

@@ -1,0 +1,215 @@
+"""orlopd on a full disk: its data root a small tmpfs of the test's own, driven past full by
+the docker CLI and docker-py (load, pull, build, run, commit, cp, volumes, create). Each
+time the client gets an error that says what could not be written, the daemon goes on
+answering, nothing half-made is left in the data root (checked by walking it), and once
+space is freed through the API the same operation succeeds."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+from busybox_bundle import make_rootfs
+from conftest import needs_root
+from daemon_fixture import DOCKER, Daemon
+from image_archive import make_docker_archive
+
+pytestmark = [needs_root, pytest.mark.skipif(not os.path.exists(DOCKER), reason="no docker CLI")]
+
+MiB = 1 << 20
+NO_SPACE = "no space left on device"
+
+
+# -- a daemon on a small filesystem ---------------------------------------------------------------
+
+@contextlib.contextmanager
+def small_daemon(size_mb: int = 64):
+    """An orlopd whose data root is a tmpfs of `size_mb` MiB (unmounted afterwards), with busybox."""
+    base = tempfile.mkdtemp(prefix="orlopd-diskfull-")
+    data = os.path.join(base, "data")
+    os.makedirs(data)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0711", "tmpfs", data], check=True)
+    daemon = Daemon(data)
+    daemon.base = base
+    try:
+        daemon.start()
+        daemon.load_busybox(base)
+        yield daemon
+    finally:
+        daemon.cleanup()  # also lazily unmounts what is under (and at) the data root
+        if os.path.ismount(data):
+            subprocess.run(["umount", "-l", data], check=False)
+        assert not os.path.ismount(data)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def free_bytes(d: Daemon) -> int:
+    st = os.statvfs(d.data_root)
+    return st.f_bavail * st.f_frsize
+
+
+def fill(d: Daemon, leave: int) -> str:
+    """A file beside the daemon's state taking all but `leave` bytes: what something else on
+    the same filesystem may have taken."""
+    path = os.path.join(d.data_root, "filler")
+    with open(path, "ab") as f:
+        os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, max(free_bytes(d) - leave, 0))
+    return path
+
+
+def random_image(d: Daemon, name: str, size: int) -> str:
+    """A docker-save archive (outside the data root) of an image with one layer of `size`
+    random (incompressible) bytes above busybox."""
+    work = tempfile.mkdtemp(dir=d.base)
+    rootfs = os.path.join(work, "rootfs")
+    make_rootfs(rootfs)
+    with open(os.path.join(rootfs, "etc", "name"), "w") as f:
+        f.write(name)
+    return make_docker_archive(rootfs, os.path.join(work, "image.tar"), name,
+                               extra_layers=[{"blob": os.urandom(size)}])
+
+
+def answers(d: Daemon) -> None:
+    assert d.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+    d.docker("ps", "-a")
+    d.docker("images")
+
+
+# -- what a consistent data root is ----------------------------------------------------------------
+
+def check_consistent(d: Daemon) -> None:
+    """Walk the data root: every image names blobs that exist; every committed snapshot is
+    whole (its parent exists, no unpack in progress inside it); every container record has
+    its snapshot and every container snapshot its record; no temporary files beside the
+    records; nothing mounted but running containers' root filesystems."""
+    root = d.data_root
+    blobs = os.path.join(root, "content", "blobs", "sha256")
+    stored = set(os.listdir(blobs))
+    assert all(len(name) == 64 for name in stored), f"stray files among the blobs: {stored}"
+    with open(os.path.join(root, "images", "images.json")) as f:
+        images = json.load(f)
+
+    def blob(digest: str) -> dict:
+        hexpart = digest.split(":", 1)[1]
+        assert hexpart in stored, f"an image record names the missing blob {digest}"
+        with open(os.path.join(blobs, hexpart), "rb") as f:
+            return json.load(f)
+
+    for name, entry in images.items():
+        manifest = blob(entry["manifest"])
+        blob(entry["config"])
+        for layer in manifest["layers"]:
+            assert layer["digest"].split(":", 1)[1] in stored, f"{name}: layer {layer['digest']} is missing"
+    try:
+        with open(os.path.join(root, "snapshots", "metadata.json")) as f:
+            snapshots = json.load(f)["snapshots"]
+    except FileNotFoundError:  # nothing unpacked yet
+        snapshots = {}
+    dirs = set(os.listdir(os.path.join(root, "snapshots", "snapshots")))
+    for key, s in snapshots.items():
+        assert s["id"] in dirs, f"snapshot {key} has no directory"
+        assert s["parent"] is None or snapshots.get(s["parent"], {}).get("kind") == "committed", key
+        if s["kind"] == "committed":
+            leftovers = [n for n in os.listdir(os.path.join(root, "snapshots", "snapshots", s["id"]))
+                         if n not in ("fs", "work")]
+            assert not leftovers, f"committed snapshot {key} holds {leftovers}"
+        else:
+            assert len(key) == 64, f"a writable snapshot {key!r} that is not a container's"
+    assert dirs == {s["id"] for s in snapshots.values()}, "snapshot directories the metadata does not name"
+    containers = os.path.join(root, "containers")
+    records = set()
+    for cid in os.listdir(containers):
+        names = os.listdir(os.path.join(containers, cid))
+        assert "config.v2.json" in names, f"container directory {cid} without its record: {names}"
+        assert not [n for n in names if ".tmp" in n], f"temporary files in {cid}: {names}"
+        with open(os.path.join(containers, cid, "config.v2.json")) as f:
+            record = json.load(f)
+        assert snapshots.get(record["Orlop"]["Snapshot"], {}).get("kind") == "active", f"{cid} has no snapshot"
+        records.add(cid)
+    assert {k for k, s in snapshots.items() if s["kind"] == "active"} == records, "snapshots without records"
+    assert not [n for n in os.listdir(os.path.join(root, "images")) if n != "images.json"]
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if line.split()[4].startswith(root + "/")]
+    running = {cid for cid in records if d.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"}
+    assert all(m.startswith(containers + "/") and m.split("/")[-2] in running for m in mounts), \
+        f"left mounted: {mounts}"
+
+
+def no_partial_ingests(d: Daemon) -> None:
+    ingest = os.path.join(d.data_root, "content", "ingest")
+    assert os.listdir(ingest) == [], f"abandoned writes in the content store: {os.listdir(ingest)}"
+
+
+# -- docker load ---------------------------------------------------------------------------------
+
+def test_load_of_an_image_larger_than_the_space_left():
+    with small_daemon() as d:
+        d.docker("load", "-i", random_image(d, "ballast:1", 16 * MiB))
+        fill(d, 6 * MiB)
+        archive = random_image(d, "big:1", 9 * MiB)
+        done = d.docker("load", "-i", archive, check=False)
+        assert done.returncode != 0
+        assert NO_SPACE in done.stderr.lower() and "content" in done.stderr, done.stderr
+        answers(d)
+        assert d.docker("images", "-q", "big:1").stdout == ""
+        check_consistent(d)
+        no_partial_ingests(d)
+        d.docker("rmi", "ballast:1")
+        d.docker("load", "-i", archive)
+        assert d.docker("run", "--rm", "big:1", "cat", "/etc/name").stdout == "big:1"
+        check_consistent(d)
+
+
+# -- docker run: a container fills its writable layer ---------------------------------------------
+
+def wait_for(predicate, timeout: float = 20, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def log_entries(d: Daemon, name: str) -> list[dict]:
+    """The container's json-file log, each line of which must be a whole JSON entry."""
+    path = d.docker("inspect", "-f", "{{.LogPath}}", name).stdout.strip()
+    with open(path, "rb") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_a_container_filling_its_writable_layer_keeps_its_daemon_and_log_sane():
+    with small_daemon() as d:
+        d.docker("run", "-d", "--name", "hog", "busybox", "sh", "-c",
+                 "echo before; dd if=/dev/zero of=/fill bs=64k 2>&1; touch /done;"
+                 "i=0; while [ $i -lt 200 ]; do echo after $i; i=$((i+1)); done; exec sleep 1000")
+        wait_for(lambda: free_bytes(d) < 256 * 1024)
+        time.sleep(1)  # its output while the disk is full
+        answers(d)
+        assert d.docker("inspect", "-f", "{{.State.Running}}", "hog").stdout.strip() == "true"
+        assert d.docker("exec", "hog", "sh", "-c", "echo exec-ok").stdout == "exec-ok\n"
+        logs = d.docker("logs", "hog")
+        assert "before" in logs.stdout
+        entries = log_entries(d, "hog")  # whole lines only: nothing half-written
+        assert entries[0]["log"] == "before\n"
+        # the container saw its own ENOSPC
+        done = d.docker("exec", "hog", "sh", "-c", "echo x > /more", check=False)
+        assert done.returncode != 0 and "No space left on device" in done.stderr
+        d.docker("stop", "-t", "1", "hog")
+        assert d.docker("inspect", "-f", "{{.State.Status}}", "hog").stdout.strip() == "exited"
+        check_consistent(d)
+        d.docker("rm", "hog")
+        assert free_bytes(d) > 8 * MiB
+        check_consistent(d)
+        # the same again, now that there is room: all of its output is logged
+        d.docker("run", "--name", "fits", "busybox", "sh", "-c", "echo before; dd if=/dev/zero of=/f bs=64k count=16"
+                 " 2>/dev/null; i=0; while [ $i -lt 200 ]; do echo after $i; i=$((i+1)); done")
+        assert d.docker("logs", "fits").stdout.count("after") == 200
+        d.docker("rm", "fits")
+        check_consistent(d)

@@ -213,3 +213,41 @@ def test_a_container_filling_its_writable_layer_keeps_its_daemon_and_log_sane():
         assert d.docker("logs", "fits").stdout.count("after") == 200
         d.docker("rm", "fits")
         check_consistent(d)
+
+
+# -- docker pull ---------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not shutil.which("docker-registry") or not shutil.which("skopeo"), reason="no registry")
+def test_pull_of_an_image_larger_than_the_space_left():
+    from registry_fixture import LocalRegistry
+
+    with small_daemon() as d:
+        registry = LocalRegistry(tempfile.mkdtemp(dir=d.base), netns=d.netns_path)
+        try:
+            name = f"{registry.host}/big:1"
+            d.in_netns("skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                       f"docker-archive:{random_image(d, 'big:1', 9 * MiB)}", f"docker://{name}", check=True)
+            d.docker("load", "-i", random_image(d, "ballast:1", 16 * MiB))
+            fill(d, 6 * MiB)
+            done = d.docker("pull", name, check=False)
+            assert done.returncode != 0
+            assert NO_SPACE in done.stderr and "content/ingest" in done.stderr, done.stderr
+            answers(d)
+            assert d.docker("images", "-q", name).stdout == ""
+            check_consistent(d)
+            d.docker("rmi", "ballast:1")
+            d.docker("pull", name)
+            # the download fits, its unpack does not: refused, and no image is named
+            d.docker("rmi", name)
+            os.unlink(os.path.join(d.data_root, "filler"))
+            fill(d, 12 * MiB)
+            done = d.docker("pull", name, check=False)
+            assert done.returncode != 0 and NO_SPACE in done.stderr and "snapshots" in done.stderr, done.stderr
+            assert d.docker("images", "-q", name).stdout == ""
+            check_consistent(d)
+            os.unlink(os.path.join(d.data_root, "filler"))
+            d.docker("pull", name)
+            assert d.docker("run", "--rm", name, "cat", "/etc/name").stdout == "big:1"
+            check_consistent(d)
+        finally:
+            registry.stop()

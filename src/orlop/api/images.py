@@ -16,7 +16,15 @@ from orlop.api.streams import JsonLines
 from orlop.containers import logs as container_logs
 from orlop.containers.events import Events
 from orlop.containers.logs import entry_time
-from orlop.errors import Conflict, InvalidParameter, NotFound, OrlopError, Unauthorized
+from orlop.errors import (
+    DISK_FULL,
+    Conflict,
+    InvalidParameter,
+    NotFound,
+    OrlopError,
+    Unauthorized,
+    describe_os_error,
+)
 from orlop.images import archive, manage
 from orlop.images.progress import with_progress_field
 from orlop.images.reference import parse
@@ -126,9 +134,12 @@ class ImageRoutes:
             await stream.error(str(e))
             return stream.response
         except (OSError, ValueError, LookupError) as e:
+            disk_full = isinstance(e, OSError) and e.errno in DISK_FULL
             if not stream.started:
+                if disk_full:
+                    raise
                 raise NotFound(str(e)) if isinstance(e, LookupError) else InvalidParameter(str(e)) from None
-            await stream.error(str(e))
+            await stream.error(describe_os_error(e) if disk_full else str(e))
             return stream.response
         self.events.emit("image", "pull", record.name, {"name": record.name})
         await stream.start()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from orlop.images.content import ContentStore
 from orlop.images.reference import Reference
@@ -78,7 +78,10 @@ def short_id(digest: str) -> str:
 
 async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, platform: dict | None = None,
                credentials: tuple[str, str] | None = None, insecure_hosts: frozenset[str] = frozenset(),
-               progress: Progress | None = None, concurrency: int = 3) -> ImageRecord:
+               progress: Progress | None = None, concurrency: int = 3,
+               prepare: Callable[[ImageRecord], Awaitable[None]] | None = None) -> ImageRecord:
+    """`prepare(record)` (the daemon's unpack) runs before the name is given: a pull that
+    cannot unpack (a full disk) names nothing."""
     emit = progress or (lambda event: None)
     platform = platform or host_platform()
     repo = ref.path
@@ -111,6 +114,9 @@ async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, pla
         record = previous
     else:
         record = ImageRecord(str(ref), target, manifest_digest, config["digest"], distributed=True)
+    if prepare is not None:
+        await prepare(record)
+    if record is not previous:
         images.put(record)
     emit({"status": f"Digest: {target}"})
     if record is previous:

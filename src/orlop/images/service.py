@@ -63,11 +63,13 @@ class ImageService:
             if event.get("status") != "Already exists":  # the pull said so already
                 progress(event)
 
+        async def unpack(record: ImageRecord) -> None:  # before the name is given
+            async with self._unpack_lock:
+                await asyncio.to_thread(unpack_image, record, self.content, self.snapshotter, unpacked)
+
         record = await pull(ref, self.content, self.images, credentials=credentials,
                             platform=parse_platform(platform) if platform else None,
-                            insecure_hosts=self.insecure_hosts, progress=pulled)
-        async with self._unpack_lock:
-            await asyncio.to_thread(unpack_image, record, self.content, self.snapshotter, unpacked)
+                            insecure_hosts=self.insecure_hosts, progress=pulled, prepare=unpack)
         for event in final:
             progress(event)
         return record

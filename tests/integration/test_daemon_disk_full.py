@@ -251,3 +251,49 @@ def test_pull_of_an_image_larger_than_the_space_left():
             check_consistent(d)
         finally:
             registry.stop()
+
+
+# -- docker build --------------------------------------------------------------------------------
+
+def build_context(d: Daemon, dockerfile: str) -> str:
+    context = tempfile.mkdtemp(dir=d.base)
+    with open(os.path.join(context, "Dockerfile"), "w") as f:
+        f.write(dockerfile)
+    return context
+
+
+def build(d: Daemon, context: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOCKER_HOST": d.host, "DOCKER_BUILDKIT": "0",
+           "DOCKER_CONFIG": os.path.join(d.base, "cli")}
+    return subprocess.run([DOCKER, "build", *args, context], capture_output=True, text=True, timeout=300, env=env)
+
+
+def no_build_leftovers(d: Daemon) -> None:
+    work = os.path.join(d.data_root, "tmp", "build")
+    assert not os.path.isdir(work) or os.listdir(work) == [], f"build leftovers: {os.listdir(work)}"
+
+
+def test_build_whose_run_writes_more_than_fits():
+    with small_daemon() as d:
+        d.docker("load", "-i", random_image(d, "ballast:1", 16 * MiB))
+        fill(d, 12 * MiB)
+        # the RUN itself meets the full disk
+        context = build_context(d, "FROM busybox\nRUN dd if=/dev/zero of=/big bs=1M count=20\n")
+        done = build(d, context, "-t", "huge:1")
+        assert done.returncode != 0 and "No space left on device" in done.stdout + done.stderr
+        assert "returned a non-zero code" in done.stderr, done.stderr
+        # the RUN's files fit, their layer in the content store does not
+        context = build_context(d, "FROM busybox\nRUN head -c 7000000 /dev/urandom > /big\n")
+        done = build(d, context, "-t", "big:1")
+        assert done.returncode != 0 and NO_SPACE in done.stderr and "content/ingest" in done.stderr, done.stderr
+        answers(d)
+        assert d.docker("images", "-q", "big:1").stdout == ""
+        check_consistent(d)
+        no_partial_ingests(d)
+        no_build_leftovers(d)
+        d.docker("rmi", "ballast:1")
+        done = build(d, context, "-t", "big:1")
+        assert done.returncode == 0, done.stderr
+        assert d.docker("run", "--rm", "big:1", "sh", "-c", "wc -c < /big").stdout.strip() == "7000000"
+        check_consistent(d)
+        no_build_leftovers(d)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from aiohttp import web
 from orlop.api.common import boolean, json_response
 from orlop.api.streams import JsonLines
 from orlop.build.builder import Builder, BuildError, Options
-from orlop.errors import InvalidParameter, OrlopError
+from orlop.errors import DISK_FULL, InvalidParameter, OrlopError, describe_os_error
 
 log = logging.getLogger("orlopd")
 
@@ -78,9 +79,12 @@ class BuildRoutes:
         spool = tempfile.NamedTemporaryFile(dir=self.builder.work_dir, prefix="context-", suffix=".tar")
         stream = JsonLines(request)
         try:
-            while chunk := await request.content.read(1 << 20):
-                spool.write(chunk)
-            spool.flush()
+            try:
+                while chunk := await request.content.read(1 << 20):
+                    spool.write(chunk)
+                spool.flush()
+            except OSError as e:  # (a full disk): the error names the context's file
+                raise OSError(e.errno, e.strerror, spool.name) from None
             queue: asyncio.Queue = asyncio.Queue()
             task = asyncio.create_task(self.builder.build(spool.name, options, queue.put_nowait))
             while True:
@@ -100,7 +104,8 @@ class BuildRoutes:
                 await stream.error(str(e), code)
                 return stream.response
             except (OrlopError, OSError, ValueError) as e:
-                await stream.error(str(e))
+                await stream.error(describe_os_error(e) if isinstance(e, OSError) and e.errno in DISK_FULL
+                                   else str(e))
                 return stream.response
             except Exception as e:  # a bug: the client still gets a well-formed error
                 log.exception("build failed")
@@ -112,7 +117,8 @@ class BuildRoutes:
             await stream.response.write_eof()
             return stream.response
         finally:
-            spool.close()
+            with contextlib.suppress(OSError):  # (what a full disk kept it from flushing)
+                spool.close()
 
     @staticmethod
     async def _send(stream: JsonLines, message: dict, options: Options) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -297,3 +298,120 @@ def test_build_whose_run_writes_more_than_fits():
         assert d.docker("run", "--rm", "big:1", "sh", "-c", "wc -c < /big").stdout.strip() == "7000000"
         check_consistent(d)
         no_build_leftovers(d)
+
+
+# -- kill -9 of orlopd in the middle of an operation, then a restart ------------------------------
+
+def runtime_leftovers(d: Daemon) -> list[str]:
+    root = os.path.join(d.exec_root, "runtime")
+    return [n for r in (os.listdir(root) if os.path.isdir(root) else []) for n in os.listdir(os.path.join(root, r))
+            if n.startswith("build-")]
+
+
+def docker_cmd(d: Daemon, *args: str) -> list[str]:
+    return ["env", f"DOCKER_HOST={d.host}", f"DOCKER_CONFIG={os.path.join(d.base, 'cli')}", "DOCKER_BUILDKIT=0",
+            DOCKER, *args]
+
+
+def ingest_sizes(d: Daemon) -> dict[str, int]:
+    """{ref: bytes written} of the content store's writes in progress."""
+    root = os.path.join(d.data_root, "content", "ingest")
+    sizes = {}
+    for name in os.listdir(root):
+        with contextlib.suppress(OSError), open(os.path.join(root, name, "ref")) as f:
+            sizes[f.read()] = os.path.getsize(os.path.join(root, name, "data"))
+    return sizes
+
+
+def test_kill_9_mid_build_then_restart():
+    with small_daemon() as d:
+        context = build_context(d, "FROM busybox\nARG NAP=0\nRUN echo started > /proof && sleep $NAP\n")
+        client = subprocess.Popen(docker_cmd(d, "build", "--build-arg", "NAP=1000", "-t", "slow:1", context),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        snapshots = os.path.join(d.data_root, "snapshots", "snapshots")
+        wait_for(lambda: any(os.path.exists(os.path.join(snapshots, s, "fs", "proof")) for s in os.listdir(snapshots)))
+        d.kill()  # the RUN is running: its container, mounted workspace and snapshot
+        client.wait(30)
+        d.start()
+        answers(d)
+        check_consistent(d)
+        no_build_leftovers(d)
+        assert runtime_leftovers(d) == []
+        done = build(d, context, "-t", "slow:1")
+        assert done.returncode == 0, done.stderr
+        assert d.docker("run", "--rm", "slow:1", "cat", "/proof").stdout == "started\n"
+        check_consistent(d)
+
+
+def test_kill_9_mid_load_then_restart():
+    with small_daemon() as d:
+        archive = random_image(d, "big:1", 8 * MiB)
+        client = subprocess.Popen(docker_cmd(d, "load"), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        with open(archive, "rb") as f:
+            client.stdin.write(f.read(os.path.getsize(archive) // 2))  # half of it, then the client stalls
+            client.stdin.flush()
+            wait_for(lambda: any(size >= MiB for size in ingest_sizes(d).values()))
+            d.kill()
+            client.stdin.close()
+            client.wait(30)
+        d.start()
+        answers(d)
+        assert d.docker("images", "-q", "big:1").stdout == ""
+        check_consistent(d)
+        no_partial_ingests(d)  # a load is never resumed: what it was writing goes
+        d.docker("load", "-i", archive)
+        assert d.docker("run", "--rm", "big:1", "cat", "/etc/name").stdout == "big:1"
+        check_consistent(d)
+
+
+PULL_REGISTRY = """
+import hashlib, io, json, random, sys, tarfile, time
+sys.path.insert(0, sys.argv[1])
+from fake_registry import FakeRegistry
+data = random.Random(7).randbytes(4 << 20)
+buffer = io.BytesIO()
+with tarfile.open(fileobj=buffer, mode="w") as tar:
+    info = tarfile.TarInfo("blob"); info.size = len(data); tar.addfile(info, io.BytesIO(data))
+layer = buffer.getvalue()
+config = {"architecture": "amd64", "os": "linux", "config": {},
+          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
+registry = FakeRegistry("stall", [layer], config, stall_after=int(sys.argv[2]) or None)
+print(registry.host, flush=True)
+time.sleep(3600)
+"""
+
+
+@contextlib.contextmanager
+def stalling_registry(d: Daemon, stall_after: int):
+    """tests/fake_registry.py in the daemon's network namespace: one image, `stall`, whose
+    layer's download hangs after `stall_after` bytes (0: never)."""
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(["nsenter", f"--net={d.netns_path}", "--", sys.executable, "-c", PULL_REGISTRY, tests,
+                             str(stall_after)], stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_kill_9_mid_pull_then_restart_resumes_the_download():
+    with small_daemon() as d:
+        with stalling_registry(d, stall_after=MiB) as host:
+            client = subprocess.Popen(docker_cmd(d, "pull", f"{host}/stall:1"), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            wait_for(lambda: any(r.startswith("blob-") and size >= MiB for r, size in ingest_sizes(d).items()))
+            d.kill()
+            client.wait(30)
+        d.start()
+        answers(d)
+        assert "stall" not in d.docker("images").stdout
+        check_consistent(d)
+        kept = ingest_sizes(d)  # the download, and nothing else, is kept to be resumed
+        assert len(kept) == 1 and next(iter(kept)).startswith("blob-") and next(iter(kept.values())) >= MiB
+        with stalling_registry(d, stall_after=0) as host:
+            d.docker("pull", f"{host}/stall:1")
+            assert d.docker("images", "-q", f"{host}/stall:1").stdout.strip()
+        no_partial_ingests(d)
+        check_consistent(d)

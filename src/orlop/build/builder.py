@@ -60,6 +60,41 @@ class Builder:
         self.seccomp_profile = seccomp_profile
         self.cache = BuildCache(os.path.join(os.path.dirname(images.content.root), "build-cache.json"))
 
+    def reclaim(self) -> list[str]:
+        """At orlopd's start, what builds a crash interrupted left: their RUN containers
+        (killed), mounted workspaces, writable snapshots and spooled contexts. The names of
+        what was removed."""
+        import subprocess
+
+        from orlop.linux import procfs
+        from orlop.snapshots import ACTIVE, Mount
+
+        removed = []
+        if os.path.isdir(self.runtime_root):
+            for cid in os.listdir(self.runtime_root):
+                if cid.startswith("build-"):
+                    subprocess.run([self.runtime, "--root", self.runtime_root, "delete", "--force", cid],
+                                   capture_output=True, check=False)
+                    removed.append(cid)
+        if os.path.isdir(self.work_dir):
+            prefix = os.path.realpath(self.work_dir) + "/"
+            for mount in reversed(procfs.read_mountinfo("self")):
+                if mount["mount_point"].startswith(prefix):
+                    with contextlib.suppress(OSError):
+                        Mount.unmount(mount["mount_point"], detach=True)
+            for name in os.listdir(self.work_dir):
+                path = os.path.join(self.work_dir, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)  # a spooled context
+                removed.append(name)
+        for info in list(self.snapshotter.walk()):
+            if info.kind == ACTIVE and info.name.startswith("build-"):
+                self.snapshotter.remove(info.name)
+                removed.append(info.name)
+        return removed
+
     # -- the whole build -------------------------------------------------------------------------
     async def build(self, context_tar: str, options: Options, emit) -> str:
         """Build from a tar context (a file); the image ID (also tagged as asked)."""

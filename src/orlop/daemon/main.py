@@ -4,8 +4,9 @@
            [--runtime orlop-runtime|runc|crun|PATH] [--group GROUP] [--insecure-registry HOST]…
            [--log-level debug|info|warn|error] [--config-file /etc/orlop/daemon.json]
 
-Start-up order: take the data root's lock (one daemon per data root), restore the
-containers whose shims kept running, then listen.
+Start-up order: take the data root's lock (one daemon per data root), reclaim what a crash
+left half-made (builds, unpacks, writes to the content store), restore the containers whose
+shims kept running, then listen.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ class Services:
 
 async def serve(settings: dict) -> None:
     services = Services(settings)
+    for reclaimed in (await asyncio.to_thread(services.builder.reclaim), await asyncio.to_thread(services.images.reclaim)):
+        if reclaimed:  # what a crash (kill -9, power cut) left half-made: never taken up again
+            log.info("reclaimed what a crash left: %s", ", ".join(reclaimed))
     await services.networks.prepare()
     await services.containers.restore()
     await services.networks.start()

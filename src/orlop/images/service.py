@@ -23,6 +23,23 @@ class ImageService:
         self.insecure_hosts = insecure_hosts
         self._unpack_lock = asyncio.Lock()
 
+    def reclaim(self) -> list[str]:
+        """At orlopd's start, what unpacks and writes a crash interrupted left: the writable
+        snapshots of unpacks, the snapshotter's orphans, the content store's ingests (but a
+        pull's, which the next pull resumes). The names of what was removed."""
+        from orlop.snapshots import ACTIVE
+
+        removed = []
+        for info in list(self.snapshotter.walk()):
+            if info.kind == ACTIVE and info.name.startswith("extract-"):
+                self.snapshotter.remove(info.name)
+                removed.append(info.name)
+        removed += self.snapshotter.cleanup()
+        ingests = self.content.prune_ingests(keep_resumable=True)
+        if ingests:
+            removed.append(f"{ingests} abandoned content ingests")
+        return removed
+
     def normalise(self, name: str) -> str:
         try:
             return str(parse(name))

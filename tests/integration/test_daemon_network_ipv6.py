@@ -286,3 +286,27 @@ def test_restart_keeps_ipv6_and_network_rm_leaves_nothing():
         assert d.in_netns("sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout.strip() == "1"
         ip6 = d.in_netns("nft", "list", "table", "ip6", "orlop").stdout
         assert "set bridges" not in ip6 and ip6.split("chain forward")[1].split("}")[0].strip().endswith("drop")
+
+
+def test_connect_and_disconnect_a_running_container_to_an_ipv6_network(daemon):
+    daemon.docker("network", "create", "--ipv6", "--subnet", "fd00:a::/64", "join6")
+    daemon.docker("run", "-d", "--name", "join-target", "--network", "join6", "busybox", "sleep", "300")
+    daemon.docker("run", "-d", "--name", "joiner", "busybox", "sleep", "300")  # default bridge: IPv4 only
+    try:
+        before = daemon.docker("exec", "joiner", "sh", "-c", "ip -6 addr show eth0; ip -6 route").stdout
+        assert "inet6" not in before and "default" not in before  # IPv6 off on an IPv4-only network's interface
+        daemon.docker("network", "connect", "--ip6", "fd00:a::77", "--alias", "late6", "join6", "joiner")
+        seen = daemon.docker("exec", "joiner", "sh", "-c", "ip -6 addr show eth1; ip -6 route").stdout
+        assert "inet6 fd00:a::77/64 scope global" in seen and "default via fd00:a::1 dev eth1" in seen
+        assert "fd00:a::77" in daemon.docker("exec", "join-target", "nslookup", "-type=AAAA", "late6").stdout
+        assert "1 packets received" in daemon.docker("exec", "joiner", "ping", "-6", "-c1", "-W3",
+                                                     "fd00:a::2").stdout
+        daemon.docker("network", "disconnect", "join6", "joiner")
+        after = daemon.docker("exec", "joiner", "sh", "-c", "ip -6 addr; ip -6 route").stdout
+        assert "fd00:a" not in after and "default" not in after
+        pool = json.load(open(os.path.join(daemon.data_root, "network", "ipam.json")))
+        net_id = inspect(daemon, "join-target", "{{.NetworkSettings.Networks.join6.NetworkID}}")
+        assert list(pool[net_id]["ipv6"]["leases"]) == ["fd00:a::2"]  # the joiner's lease went with it
+    finally:
+        daemon.docker("rm", "-f", "join-target", "joiner", check=False)
+        daemon.docker("network", "rm", "join6")

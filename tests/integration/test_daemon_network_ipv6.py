@@ -185,8 +185,17 @@ def test_without_a_subnet_a_64_of_the_engines_ula_prefix(daemon):
         out = daemon.docker("run", "--rm", "--network", "auto6a", "busybox", "ip", "-6", "addr", "show",
                             "eth0").stdout
         assert f"inet6 {subnets[0].network_address + 2}/64" in out
+        # dockerd's driver option does what --ipv6 does (and stays in Options, as in dockerd)
+        daemon.docker("network", "create", "-o", "com.docker.network.enable_ipv6=true", "auto6c")
+        by_option = json.loads(daemon.docker("network", "inspect", "auto6c").stdout)[0]
+        assert by_option["EnableIPv6"] is True and len(by_option["IPAM"]["Config"]) == 2
+        unparsable = daemon.docker("network", "create", "-o", "com.docker.network.enable_ipv6=maybe", "auto6d",
+                                   check=False)
+        assert unparsable.returncode != 0 and "is not a valid bool" in unparsable.stderr
+        refused = daemon.docker("network", "create", "--subnet", "fd00:c::/64", "auto6e", check=False)
+        assert refused.returncode != 0 and "--ipv6" in refused.stderr
     finally:
-        daemon.docker("network", "rm", "auto6a", "auto6b")
+        daemon.docker("network", "rm", "auto6a", "auto6b", "auto6c", check=False)
 
 
 def test_outbound_masquerade_internal_networks_and_isolation(daemon, other_host):

@@ -565,14 +565,16 @@ def _gateway_endpoint(record: dict, field: str) -> str:
 
 
 def _enable_ipv6(body: dict, options: dict) -> bool:
-    """EnableIPv6, or dockerd's driver option for it (taken out of Options, as dockerd does)."""
+    """EnableIPv6, else dockerd's driver option for it (which EnableIPv6, when given,
+    overrides and takes out of Options, as dockerd does)."""
     value = body.get("EnableIPv6")
-    option = options.pop(ENABLE_IPV6_OPTION, None)
-    if value is None and option is not None:
-        if str(option).lower() not in ("1", "t", "true", "0", "f", "false"):
-            raise InvalidParameter(f"driver-opt \"{ENABLE_IPV6_OPTION}\" is not a valid bool")
-        value = str(option).lower() in ("1", "t", "true")
-    return bool(value)
+    if value is not None:
+        options.pop(ENABLE_IPV6_OPTION, None)
+        return bool(value)
+    option = str(options.get(ENABLE_IPV6_OPTION, "false")).lower()
+    if option not in ("1", "t", "true", "0", "f", "false"):
+        raise InvalidParameter(f"driver-opt \"{ENABLE_IPV6_OPTION}\" is not a valid bool")
+    return option in ("1", "t", "true")
 
 
 def _configs_by_family(body: dict, enable_ipv6: bool) -> dict[int, dict]:

@@ -18,6 +18,7 @@ chrooted into a container, where an import would look for modules in the contain
 from __future__ import annotations
 
 import bz2  # noqa: F401  (tarfile's "r|*" imports these when it meets a compressed stream)
+import contextlib
 import errno
 import lzma  # noqa: F401
 import os
@@ -155,6 +156,12 @@ class _Extractor:
                 self._owner_mode_xattrs(ti, fd, mode)
                 atime, mtime = _times(ti)
                 os.utime(fd, ns=(atime, mtime))
+            except BaseException as e:  # (a full disk): no half-written file stays
+                with contextlib.suppress(OSError):
+                    os.unlink(base, dir_fd=parent)
+                if isinstance(e, OSError) and e.filename is None:
+                    raise OSError(e.errno, e.strerror, posixpath.join(self.dest, *parts)) from None
+                raise
             finally:
                 os.close(fd)
             return

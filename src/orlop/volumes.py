@@ -70,13 +70,17 @@ class VolumeService:
         if options and not (options.get("type") and options.get("device")) and set(options) - {"o"}:
             raise InvalidParameter(f"create {name}: invalid option key: {sorted(set(options) - {'type', 'device', 'o'})}")
         directory = os.path.join(self.root, name)
-        os.makedirs(os.path.join(directory, "_data"), 0o755, exist_ok=True)
         meta = {"CreatedAt": _now(), "Driver": "local", "Labels": dict(labels or {}),
                 "Mountpoint": os.path.join(directory, "_data"), "Name": name, "Options": options or None,
                 "Scope": "local", "Orlop": {"Anonymous": anonymous, "Populated": False}}
         if anonymous:
             meta["Labels"]["com.docker.volume.anonymous"] = ""
-        write_atomic(self._meta_path(name), json.dumps(meta).encode())
+        try:
+            os.makedirs(os.path.join(directory, "_data"), 0o755, exist_ok=True)
+            write_atomic(self._meta_path(name), json.dumps(meta).encode())
+        except OSError:  # (a full disk): no volume, not even its directory
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         return meta
 
     def remove(self, name: str, users: list[str], force: bool = False) -> None:

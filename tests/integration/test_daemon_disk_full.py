@@ -415,3 +415,158 @@ def test_kill_9_mid_pull_then_restart_resumes_the_download():
             assert d.docker("images", "-q", f"{host}/stall:1").stdout.strip()
         no_partial_ingests(d)
         check_consistent(d)
+
+
+# -- docker commit, docker cp, volumes and container records on a full disk -----------------------
+
+def test_commit_and_cp_into_a_container_when_full():
+    with small_daemon() as d:
+        d.docker("load", "-i", random_image(d, "ballast:1", 16 * MiB))
+        d.docker("run", "--name", "work", "busybox", "sh", "-c", "head -c 4000000 /dev/urandom > /data")
+        fill(d, 2 * MiB)
+        done = d.docker("commit", "work", "committed:1", check=False)
+        assert done.returncode != 0 and NO_SPACE in done.stderr and "content/ingest" in done.stderr, done.stderr
+        assert d.docker("images", "-q", "committed:1").stdout == ""
+        source = os.path.join(d.base, "payload")
+        with open(source, "wb") as f:
+            f.write(os.urandom(4 * MiB))
+        done = d.docker("cp", source, "work:/payload", check=False)
+        assert done.returncode != 0 and NO_SPACE in done.stderr.lower(), done.stderr
+        assert "/payload" in done.stderr, done.stderr
+        upper = d.docker("inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", "work").stdout.strip()
+        assert not os.path.exists(os.path.join(upper, "payload")), "a half-copied file stays in the container"
+        answers(d)
+        check_consistent(d)
+        no_partial_ingests(d)
+        d.docker("rmi", "ballast:1")
+        d.docker("commit", "work", "committed:1")
+        d.docker("cp", source, "work:/payload")
+        assert d.docker("run", "--rm", "committed:1", "wc", "-c", "/data").stdout.split()[0] == "4000000"
+        check_consistent(d)
+
+
+def test_volume_and_container_records_when_full():
+    with small_daemon() as d:
+        client = d.client()
+        try:
+            client.volumes.create("data")
+            fill(d, 0)
+            with pytest.raises(docker_errors().APIError, match=NO_SPACE) as raised:
+                client.volumes.create("more")
+            assert "volumes/more" in str(raised.value)
+            assert [v.name for v in client.volumes.list()] == ["data"]
+            assert not os.path.exists(os.path.join(d.data_root, "volumes", "more")), "a half-made volume"
+            with pytest.raises(docker_errors().APIError, match=NO_SPACE) as raised:
+                client.containers.create("busybox", "true", name="late")
+            assert f"write {d.data_root}/" in str(raised.value)  # its snapshot's record, or its own
+            done = d.docker("create", "--name", "late", "-v", "/anon", "busybox", "true", check=False)
+            assert done.returncode != 0 and NO_SPACE in done.stderr and f"write {d.data_root}/" in done.stderr
+            assert client.containers.list(all=True) == []
+            assert [v.name for v in client.volumes.list()] == ["data"], "the anonymous volume of a refused create"
+            done = d.docker("run", "--rm", "-v", "data:/data", "busybox", "true", check=False)
+            assert done.returncode == 125 and NO_SPACE in done.stderr, done.stderr
+            answers(d)
+            check_consistent(d)
+            os.unlink(os.path.join(d.data_root, "filler"))
+            fill(d, 4 * MiB)  # room for records, not for what a container writes
+            client.volumes.create("more")
+            output = d.docker("run", "--rm", "-v", "data:/data", "busybox", "sh", "-c",
+                              "dd if=/dev/zero of=/data/big bs=1M count=8 2>&1; echo status $?", check=False)
+            assert "No space left on device" in output.stdout and "status 1" in output.stdout, output
+            answers(d)
+            check_consistent(d)
+            d.docker("volume", "rm", "data")  # what filled the disk
+            d.docker("create", "--name", "late", "-v", "/anon", "busybox", "true")
+            container = client.containers.get("late")
+            container.start()
+            assert container.wait()["StatusCode"] == 0
+            container.remove(v=True)
+            assert [v.name for v in client.volumes.list()] == ["more"]
+            check_consistent(d)
+        finally:
+            client.close()
+
+
+def docker_errors():
+    import docker.errors
+
+    return docker.errors
+
+
+def snapshot_keys(d: Daemon) -> set[str]:
+    with contextlib.suppress(FileNotFoundError, ValueError), \
+            open(os.path.join(d.data_root, "snapshots", "metadata.json")) as f:
+        return set(json.load(f)["snapshots"])
+    return set()
+
+
+def fifo_writer(path: str, client: subprocess.Popen) -> int:
+    """The write end of the FIFO at `path`, once the daemon has opened it to read (a failing
+    client fails the test instead of hanging it)."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: no reader yet
+            assert client.poll() is None, f"the client ended: {client.stderr.read()}"
+            assert time.monotonic() < deadline, "the daemon never read the blob"
+            time.sleep(0.05)
+            continue
+        os.set_blocking(fd, True)
+        return fd
+
+
+def test_kill_9_mid_create_while_the_image_unpacks_then_restart():
+    with small_daemon() as d:
+        d.docker("load", "-i", random_image(d, "big:1", 8 * MiB))
+        with open(os.path.join(d.data_root, "images", "images.json")) as f:
+            manifest = json.load(f)["docker.io/library/big:1"]["manifest"]
+        blobs = os.path.join(d.data_root, "content", "blobs", "sha256")
+        with open(os.path.join(blobs, manifest.split(":")[1])) as f:
+            layer = os.path.join(blobs, json.load(f)["layers"][-1]["digest"].split(":")[1])
+        held = os.path.join(d.data_root, "held")
+        os.rename(layer, held)
+        os.mkfifo(layer)  # the layer's blob, read as it comes: the unpack stalls half-way
+        try:
+            client = subprocess.Popen(docker_cmd(d, "create", "--name", "mid", "big:1"),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            fifo = fifo_writer(layer, client)
+            with open(held, "rb") as source:
+                os.write(fifo, source.read(MiB))  # what a pipe holds; the unpack reads it and waits
+            wait_for(lambda: any(k.startswith("extract-") for k in snapshot_keys(d)))
+            d.kill()
+            os.close(fifo)
+            client.wait(30)
+        finally:
+            os.unlink(layer)
+            os.rename(held, layer)
+        d.start()
+        answers(d)
+        check_consistent(d)
+        assert d.docker("ps", "-aq").stdout == ""
+        d.docker("create", "--name", "mid", "big:1")
+        assert d.docker("start", "-a", "mid").returncode == 0
+        check_consistent(d)
+
+
+def test_kill_9_mid_remove_then_restart():
+    import fcntl
+
+    with small_daemon() as d:
+        cid = d.docker("run", "--name", "gone", "busybox", "sh", "-c", "echo data > /file").stdout.strip()
+        cid = d.docker("inspect", "-f", "{{.Id}}", "gone").stdout.strip()
+        with open(os.path.join(d.data_root, "snapshots", "lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the snapshots' removal waits for it
+            client = subprocess.Popen(docker_cmd(d, "rm", "gone"), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            wait_for(lambda: not os.path.exists(os.path.join(d.data_root, "containers", cid, "config.v2.json")))
+            d.kill()
+        client.wait(30)
+        assert cid in snapshot_keys(d)  # what the crash left: a snapshot without its record
+        d.start()
+        answers(d)
+        assert d.docker("ps", "-aq").stdout == ""
+        assert cid not in snapshot_keys(d)
+        check_consistent(d)
+        d.docker("run", "--name", "gone", "busybox", "true")
+        check_consistent(d)

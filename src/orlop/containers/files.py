@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from orlop.containers import archive, changes
 from orlop.containers.fsview import Bind, ContainerFSView
-from orlop.errors import InvalidParameter, NotFound, OrlopError
+from orlop.errors import InvalidParameter, NotFound, OrlopError, describe_os_error
 
 NETWORK_FILES = (("/etc/resolv.conf", "ResolvConfPath"), ("/etc/hostname", "HostnamePath"),
                  ("/etc/hosts", "HostsPath"))
@@ -141,7 +141,7 @@ class ContainerFiles:
         except OrlopError:
             raise
         except OSError as e:
-            raise OrlopError(f"{path} in container {ref}: {e.strerror or e}") from None
+            raise OrlopError(f"{path} in container {ref}: {describe_os_error(e)}") from None
 
 
 def _check_volume(path: str, mounts: list[tuple[str, bool]]) -> bool:

@@ -179,6 +179,12 @@ class ContainerService:
             self.store.delete(cid)
             with contextlib.suppress(Exception):
                 self.images.snapshotter.remove(cid)
+            for mount in record["Mounts"]:  # the anonymous volumes made for it
+                if mount.get("Type") == "volume" and len(mount["Name"]) == 64 and self.volumes is not None:
+                    with contextlib.suppress(OrlopError, OSError):
+                        if self.volumes.get(mount["Name"])["Orlop"].get("Anonymous") and \
+                                not self.volume_users(mount["Name"]):
+                            self.volumes.remove(mount["Name"], [])
             raise
         self._event(record, "create")
         if warnings is not None:
@@ -751,10 +757,15 @@ class ContainerService:
         if self.health is not None:
             self.health.forget(cid)
         self._unmount_rootfs(os.path.join(self.store.dir(cid), "rootfs"))
-        with contextlib.suppress(Exception):
-            self.images.snapshotter.remove(record["Orlop"]["Snapshot"])
         shutil.rmtree(self.paths.state_dir(cid), ignore_errors=True)
+        # The record goes first: a crash from here leaves a snapshot without one, which the next
+        # start reclaims (never a record without its snapshot); on a full disk, what its
+        # directory frees (log, /etc files) makes room for the snapshots' metadata.
         self.store.delete(cid)
+        try:
+            self.images.snapshotter.remove(record["Orlop"]["Snapshot"])
+        except Exception as e:  # reclaimed at the next start
+            log.error("container %s: its snapshot was not removed: %s", cid[:12], e)
         self.oom_monitor.unwatch(cid)
         if volumes and self.volumes is not None:  # rm -v: its anonymous volumes go too
             for mount in record.get("Mounts") or []:

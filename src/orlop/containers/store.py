@@ -49,7 +49,13 @@ class ContainerStore:
         self.records[record["Id"]] = record
 
     def delete(self, cid: str) -> None:
+        """The record first: a crash in the middle leaves a directory without one, which the
+        next start removes, never a record whose log or /etc files are half gone."""
         self.records.pop(cid, None)
+        try:
+            os.unlink(os.path.join(self.dir(cid), RECORD))
+        except FileNotFoundError:
+            pass
         shutil.rmtree(self.dir(cid), ignore_errors=True)
 
     def names(self) -> set[str]:

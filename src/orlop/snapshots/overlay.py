@@ -236,7 +236,14 @@ class OverlaySnapshotter:
                 os.rename(path, doomed)
                 for entry in os.listdir(doomed):
                     shutil.rmtree(os.path.join(doomed, entry))
-                self._save(meta)
+                try:
+                    self._save(meta)
+                except OSError:  # still no room: the snapshot stays, empty, as the metadata says
+                    os.rename(doomed, path)
+                    os.mkdir(os.path.join(path, "fs"), 0o755)
+                    if s["kind"] == ACTIVE:
+                        os.mkdir(os.path.join(path, "work"), 0o711)
+                    raise
                 os.rmdir(doomed)
                 return
             # The metadata no longer names it: a crash from here leaves an orphan for cleanup().

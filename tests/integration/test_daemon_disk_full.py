@@ -134,7 +134,7 @@ def check_consistent(d: Daemon) -> None:
         assert snapshots.get(record["Orlop"]["Snapshot"], {}).get("kind") == "active", f"{cid} has no snapshot"
         records.add(cid)
     assert {k for k, s in snapshots.items() if s["kind"] == "active"} == records, "snapshots without records"
-    assert not [n for n in os.listdir(os.path.join(root, "images")) if n != "images.json"]
+    assert not [n for n in os.listdir(os.path.join(root, "images")) if n not in ("images.json", "room-to-remove")]
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(root + "/")]
     running = {cid for cid in records if d.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"}
@@ -570,3 +570,21 @@ def test_kill_9_mid_remove_then_restart():
         check_consistent(d)
         d.docker("run", "--name", "gone", "busybox", "true")
         check_consistent(d)
+
+
+def test_rmi_and_image_prune_on_a_disk_full_to_the_last_byte():
+    with small_daemon() as d:
+        d.docker("load", "-i", random_image(d, "ballast:1", 8 * MiB))
+        d.docker("load", "-i", random_image(d, "old:1", 8 * MiB))
+        fill(d, 0)
+        assert free_bytes(d) == 0
+        assert "Deleted: sha256:" in d.docker("rmi", "ballast:1").stdout  # the room kept for it
+        check_consistent(d)
+        assert os.path.exists(os.path.join(d.data_root, "images", "room-to-remove"))  # kept again
+        fill(d, 0)
+        assert "Total reclaimed space" in d.docker("image", "prune", "-af").stdout
+        assert d.docker("images", "-q", "old:1").stdout == ""
+        check_consistent(d)
+        os.unlink(os.path.join(d.data_root, "filler"))
+        d.docker("load", "-i", random_image(d, "ballast:1", 8 * MiB))  # and the room is kept again
+        assert os.path.getsize(os.path.join(d.data_root, "images", "room-to-remove")) == MiB

@@ -185,6 +185,7 @@ def release(images: ImageStore, content: ContentStore, snapshotter, blobs: set[s
                 continue
         freed += sum(usage[name] for name in _collect_snapshots(images, content, snapshotter, chains)
                      if name in usage)
+    images.keep_room()  # given up by a removal on a full disk: kept again once there is space
     return freed
 
 

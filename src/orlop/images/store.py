@@ -1,13 +1,20 @@
 """The image store: which names point at which manifests, kept in one JSON file
 written atomically (temp, fsync, rename), beside the content store holding the
-blobs themselves."""
+blobs themselves.
+
+Removing an image rewrites that file before its blobs can go, so on a disk filled to the
+last byte `docker rmi` could never free anything. The store keeps a little room for it:
+`room-to-remove`, a file of RESERVE bytes made when there is plenty of space, given up by
+a removal that finds none."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 
+from orlop.errors import DISK_FULL
 from orlop.fsutil import write_atomic
 
 
@@ -41,11 +48,32 @@ class ImageRecord:
         return {name: getattr(self, name) for name in self.__slots__ if name != "name"}
 
 
+RESERVE = 1 << 20
+
+
 class ImageStore:
     def __init__(self, root: str) -> None:
         self.root = root
         self.path = os.path.join(root, "images.json")
+        self.room = os.path.join(root, "room-to-remove")
         os.makedirs(root, 0o700, exist_ok=True)
+        self.keep_room()
+
+    def keep_room(self) -> None:
+        """Make the room removals may need, if it is missing and the disk has plenty."""
+        if os.path.exists(self.room):
+            return
+        with contextlib.suppress(OSError):
+            st = os.statvfs(self.root)
+            if st.f_bavail * st.f_frsize < 8 * RESERVE:
+                return
+            tmp = self.room + ".tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE)
+            finally:
+                os.close(fd)
+            os.rename(tmp, self.room)
 
     def _load(self) -> dict:
         try:
@@ -69,6 +97,7 @@ class ImageStore:
                 images[dangling_name(old["config"])] = {**old, "distributed": False}
             images.pop(dangling_name(record.config), None)
         images[record.name] = record.to_json()
+        self.keep_room()
         self._save(images)
 
     def get(self, name: str) -> ImageRecord:
@@ -84,4 +113,10 @@ class ImageStore:
         images = self._load()
         if images.pop(name, None) is None:
             raise ImageNotFound(f"No such image: {name}")
-        self._save(images)
+        try:
+            self._save(images)
+        except OSError as e:
+            if e.errno not in DISK_FULL or not os.path.exists(self.room):
+                raise
+            os.unlink(self.room)  # what it was kept for: the removal then frees the image's blobs
+            self._save(images)

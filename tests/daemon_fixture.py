@@ -31,8 +31,9 @@ def busybox_archive(directory: str) -> str:
 
 
 class Daemon:
-    def __init__(self, data_root: str, runtime: str = "orlop-runtime") -> None:
+    def __init__(self, data_root: str, runtime: str = "orlop-runtime", config_file: str = "/nonexistent") -> None:
         self.data_root = data_root
+        self.config_file = config_file  # daemon.json (none by default)
         self.exec_root = f"/run/orlop-test-{uuid.uuid4().hex[:8]}"  # shim sockets need short paths
         self.socket = os.path.join(self.exec_root, "orlopd.sock")
         self.host = "unix://" + self.socket
@@ -53,7 +54,7 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             ["nsenter", f"--net={self.netns_path}", "--", ORLOPD, "--data-root", self.data_root, "--exec-root", self.exec_root, "--host", self.host,
-             "--runtime", self.runtime, "--config-file", "/nonexistent", "--log-level", "debug"],
+             "--runtime", self.runtime, "--config-file", self.config_file, "--log-level", "debug"],
             stdout=log, stderr=log, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout

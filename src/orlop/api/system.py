@@ -74,6 +74,8 @@ class SystemRoutes:
         host = host_support.detect()
         with open("/proc/meminfo") as f:
             mem_total = int(f.readline().split()[1]) * 1024
+        settings = self.containers.daemon_settings
+        mirrors = [m if m.endswith("/") else m + "/" for m in settings.get("registry-mirrors") or []]
         return json_response({
             "ID": "", "Containers": len(records), "ContainersRunning": running, "ContainersPaused": paused,
             "ContainersStopped": len(records) - running - paused,
@@ -82,21 +84,23 @@ class SystemRoutes:
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file"]},
             "MemoryLimit": host.memory, "SwapLimit": host.swap, "CpuCfsPeriod": host.cpu_cfs,
             "CpuCfsQuota": host.cpu_cfs, "CPUShares": host.cpu_shares, "CPUSet": host.cpuset, "PidsLimit": host.pids,
-            "IPv4Forwarding": True, "Debug": False, "NFd": len(os.listdir("/proc/self/fd")),
+            "IPv4Forwarding": True, "Debug": settings.get("log-level") == "debug", "NFd": len(os.listdir("/proc/self/fd")),
             "OomKillDisable": host.oom_kill_disable, "NGoroutines": len(asyncio.all_tasks()),
-            "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "LoggingDriver": "json-file",
+            "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "LoggingDriver": self.containers.defaults.log_driver or "json-file",
             "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version, "NEventsListener": len(self.events.subscribers),
             "KernelVersion": uname.release, "OperatingSystem": _os_name(), "OSVersion": "", "OSType": "linux",
             "Architecture": uname.machine, "NCPU": os.cpu_count(), "MemTotal": mem_total,
             "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"],
-                                                                                    "IndexConfigs": {}, "Mirrors": []},
+                                                                                    "IndexConfigs": {},
+                                                                                    "Mirrors": mirrors},
             "DockerRootDir": self.containers.paths.data_root, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
-            "Name": uname.nodename, "Labels": [], "ExperimentalBuild": False, "ServerVersion": VERSION,
+            "Name": uname.nodename, "Labels": settings.get("labels") or [],
+            "ExperimentalBuild": bool(settings.get("experimental")), "ServerVersion": VERSION,
             "Runtimes": runtimes, "DefaultRuntime": self.containers.default_runtime,
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                       "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "", "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "Warnings": _cgroup_warnings(host) or None})
+            "Warnings": [*_cgroup_warnings(host), *(settings.get("config-warnings") or [])] or None})
 
     async def stream_events(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -20,6 +20,7 @@ import time
 
 from orlop.containers import healthcheck, host_support, links, resource_checks, shim_client, spec, validate
 from orlop.containers import update as updates
+from orlop.containers.defaults import ContainerDefaults
 from orlop.containers.events import Events
 from orlop.containers.names import random_name
 from orlop.containers.oom_monitor import OomMonitor
@@ -71,6 +72,8 @@ class ContainerService:
         self.networks = None  # the NetworkService, set by the daemon (None: only loopback networking)
         self.volumes = None  # the VolumeService, set by the daemon
         self.health = None  # the HealthMonitor (orlop.containers.health), set by the daemon
+        self.defaults = ContainerDefaults({})  # daemon.json's defaults for new containers, set by the daemon
+        self.daemon_settings: dict = {}  # the daemon's settings, for `docker info`
         self.store = ContainerStore(paths.containers)
         self.exits: dict[str, asyncio.Event] = {}     # set when a run of the container ends
         self.removed: dict[str, asyncio.Event] = {}
@@ -132,7 +135,7 @@ class ContainerService:
         image_config = self.images.config(record_image).get("config") or {}
         validate.config(body)
         healthcheck.validate_config(body.get("Healthcheck"))
-        host_config = _host_config_with_defaults(body.get("HostConfig"), self.default_runtime)
+        host_config = _host_config_with_defaults(self.defaults.apply(body.get("HostConfig")), self.default_runtime)
         validate.host_config(host_config)
         found = resource_checks.check(host_config, host_support.detect())
         resource_checks.adapt_for_create(host_config)

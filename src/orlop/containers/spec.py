@@ -306,7 +306,8 @@ def generate(record: dict, shared_namespaces: dict[str, str], rootfs: str, files
     linux = {
         "namespaces": namespaces,
         "resources": resources(hc),
-        "cgroupsPath": f"/orlop/{record['Id']}",
+        # --cgroup-parent (or daemon.json's cgroup-parent), else orlop's own, as dockerd's /docker
+        "cgroupsPath": f"/{(hc.get('CgroupParent') or 'orlop').strip('/')}/{record['Id']}",
         "sysctl": dict(hc.get("Sysctls") or {}),
     }
     nodes, device_rules = devices.for_container(hc)

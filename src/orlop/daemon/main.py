@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import fcntl
 import grp
-import json
 import logging
 import os
 import shutil
@@ -32,6 +31,7 @@ from orlop.containers.execs import ExecService
 from orlop.containers.health import HealthMonitor
 from orlop.containers.seccomp_profile import find_default_profile, load_profile
 from orlop.containers.service import ContainerService, DaemonPaths
+from orlop.daemon import config
 from orlop.images.service import ImageService
 from orlop.network.service import NetworkService
 from orlop.volumes import VolumeService
@@ -55,18 +55,18 @@ def parse_args(argv: list[str]) -> dict:
     parser.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error"])
     parser.add_argument("--config-file", default="/etc/orlop/daemon.json")
     args = parser.parse_args(argv)
-    settings = dict(DEFAULTS)
-    if os.path.exists(args.config_file):
-        try:
-            with open(args.config_file) as f:
-                settings.update(json.load(f))
-        except ValueError as e:
-            parser.error(f"{args.config_file}: invalid JSON: {e}")
+    flags = {}
     for key in ("host", "data_root", "exec_root", "runtime", "group", "seccomp_profile", "log_level", "bip",
                 "insecure_registries"):
         value = getattr(args, key)
         if value:
-            settings[key.replace("_", "-") if key != "insecure_registries" else "insecure-registries"] = value
+            flags[key.replace("_", "-") if key != "insecure_registries" else "insecure-registries"] = value
+    try:
+        from_file, warnings = config.load(args.config_file, flags)
+    except config.ConfigError as e:
+        raise SystemExit(f"orlopd: {e}") from None
+    settings = {**DEFAULTS, **from_file, **flags}
+    settings["config-warnings"] = warnings
     return settings
 
 
@@ -84,6 +84,8 @@ class Services:
     def __init__(self, settings: dict) -> None:
         paths = DaemonPaths(settings["data-root"], settings["exec-root"])
         runtimes = find_runtimes()
+        for name, runtime in (settings.get("runtimes") or {}).items():  # daemon.json's "runtimes"
+            runtimes[name] = runtime["path"]
         default = settings["runtime"]
         if default not in runtimes:
             if os.path.isabs(default) and os.access(default, os.X_OK):
@@ -97,7 +99,14 @@ class Services:
             log.warning("no default seccomp profile found (run scripts/setup): containers run without one")
         self.events = Events()
         self.images = ImageService(settings["data-root"], frozenset(settings["insecure-registries"]))
+        self.images.mirrors = tuple(settings.get("registry-mirrors") or ())
+        self.images.max_concurrent_downloads = int(settings.get("max-concurrent-downloads") or 3)
         self.containers = ContainerService(paths, self.images, self.events, runtimes, default, profile)
+        try:
+            self.containers.defaults = config.ContainerDefaults(settings)
+        except config.ConfigError as e:
+            raise SystemExit(f"orlopd: {e}") from None
+        self.containers.daemon_settings = settings
         self.execs = ExecService(self.containers)
         self.containers.health = HealthMonitor(self.containers, self.execs)
         self.builder = Builder(self.images, runtimes[default], paths.runtime_root(runtimes[default]),
@@ -139,6 +148,9 @@ async def serve(settings: dict) -> None:
         mode = 0o660
     os.chown(path, 0, gid)
     os.chmod(path, mode)
+    config.write_pidfile(settings.get("pidfile") or "")
+    for warning in settings.get("config-warnings") or []:
+        log.warning("%s", warning)
     log.info("API listening on %s", path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

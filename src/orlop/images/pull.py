@@ -17,9 +17,11 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 
+import aiohttp
+
 from orlop.images.content import ContentStore
 from orlop.images.reference import Reference
-from orlop.images.registry import RegistryClient, docker_credentials
+from orlop.images.registry import RegistryClient, RegistryError, docker_credentials
 from orlop.images.store import ImageNotFound, ImageRecord, ImageStore
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
@@ -79,14 +81,52 @@ def short_id(digest: str) -> str:
 async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, platform: dict | None = None,
                credentials: tuple[str, str] | None = None, insecure_hosts: frozenset[str] = frozenset(),
                progress: Progress | None = None, concurrency: int = 3,
-               prepare: Callable[[ImageRecord], Awaitable[None]] | None = None) -> ImageRecord:
+               prepare: Callable[[ImageRecord], Awaitable[None]] | None = None,
+               mirrors: tuple[str, ...] = ()) -> ImageRecord:
     """`prepare(record)` (the daemon's unpack) runs before the name is given: a pull that
-    cannot unpack (a full disk) names nothing."""
+    cannot unpack (a full disk) names nothing. `mirrors` (daemon.json's registry-mirrors)
+    are asked first for Docker Hub's images, anonymously, as dockerd asks them."""
     emit = progress or (lambda event: None)
     platform = platform or host_platform()
-    repo = ref.path
     credentials = credentials or docker_credentials(ref.domain)
-    async with RegistryClient(ref.domain, credentials=credentials, insecure_hosts=insecure_hosts) as client:
+    endpoints = [(host, None, plain) for host, plain in _mirror_hosts(mirrors)] if ref.domain == "docker.io" else []
+    endpoints.append((ref.domain, credentials, False))
+    for index, (host, creds, plain) in enumerate(endpoints):
+        try:
+            target, manifest_digest, config = await _download(
+                ref, host, creds, insecure_hosts | {host} if plain else insecure_hosts, content, platform, emit,
+                concurrency)
+            break
+        except (RegistryError, OSError, aiohttp.ClientError):
+            if index == len(endpoints) - 1:
+                raise
+            # a mirror that fails or lacks the image: the next one, then Docker Hub itself (as dockerd)
+    try:
+        previous = images.get(str(ref))
+    except ImageNotFound:
+        previous = None
+    if previous is not None and previous.target == target:
+        record = previous
+    else:
+        record = ImageRecord(str(ref), target, manifest_digest, config["digest"], distributed=True)
+    if prepare is not None:
+        await prepare(record)
+    if record is not previous:
+        images.put(record)
+    emit({"status": f"Digest: {target}"})
+    if record is previous:
+        emit({"status": f"Status: Image is up to date for {ref.familiar}"})
+    else:
+        emit({"status": f"Status: Downloaded newer image for {ref.familiar}"})
+    return record
+
+
+async def _download(ref: Reference, host: str, credentials, insecure_hosts: frozenset[str], content: ContentStore,
+                    platform: dict, emit: Progress, concurrency: int) -> tuple[str, str, dict]:
+    """The image's manifest (or index), config and layers from `host` into the content store:
+    (the digest the name resolved to, the platform's manifest digest, its config descriptor)."""
+    repo = ref.path
+    async with RegistryClient(host, credentials=credentials, insecure_hosts=insecure_hosts) as client:
         media_type, body, target = await client.get_manifest(repo, ref.digest or ref.tag)
         # Once the registry answered, as dockerd says it (a registry that cannot be reached is
         # then an error response, not a stream that failed).
@@ -106,24 +146,20 @@ async def pull(ref: Reference, content: ContentStore, images: ImageStore, *, pla
         await _fetch_once(client, repo, config, content, semaphore, lambda event: None)
         await asyncio.gather(*(_fetch_once(client, repo, layer, content, semaphore, emit)
                                for layer in manifest["layers"]))
-    try:
-        previous = images.get(str(ref))
-    except ImageNotFound:
-        previous = None
-    if previous is not None and previous.target == target:
-        record = previous
-    else:
-        record = ImageRecord(str(ref), target, manifest_digest, config["digest"], distributed=True)
-    if prepare is not None:
-        await prepare(record)
-    if record is not previous:
-        images.put(record)
-    emit({"status": f"Digest: {target}"})
-    if record is previous:
-        emit({"status": f"Status: Image is up to date for {ref.familiar}"})
-    else:
-        emit({"status": f"Status: Downloaded newer image for {ref.familiar}"})
-    return record
+    return target, manifest_digest, config
+
+
+def _mirror_hosts(mirrors) -> list[tuple[str, bool]]:
+    """daemon.json's registry-mirrors ("https://mirror.example", "http://localhost:5000"):
+    (host, plain HTTP) of each."""
+    import urllib.parse
+
+    found = []
+    for mirror in mirrors or ():
+        url = urllib.parse.urlparse(mirror if "://" in mirror else "https://" + mirror)
+        if url.netloc:
+            found.append((url.netloc, url.scheme == "http"))
+    return found
 
 
 async def _fetch_once(client: RegistryClient, repo: str, descriptor: dict, content: ContentStore,

@@ -21,6 +21,8 @@ class ImageService:
         self.images = ImageStore(os.path.join(data_root, "images"))
         self.snapshotter = OverlaySnapshotter(os.path.join(data_root, "snapshots"))
         self.insecure_hosts = insecure_hosts
+        self.mirrors: tuple[str, ...] = ()  # daemon.json's registry-mirrors, for Docker Hub's images
+        self.max_concurrent_downloads = 3
         self._unpack_lock = asyncio.Lock()
 
     def reclaim(self) -> list[str]:
@@ -86,7 +88,8 @@ class ImageService:
 
         record = await pull(ref, self.content, self.images, credentials=credentials,
                             platform=parse_platform(platform) if platform else None,
-                            insecure_hosts=self.insecure_hosts, progress=pulled, prepare=unpack)
+                            insecure_hosts=self.insecure_hosts, progress=pulled, prepare=unpack,
+                            mirrors=self.mirrors, concurrency=self.max_concurrent_downloads)
         for event in final:
             progress(event)
         return record

@@ -250,3 +250,18 @@ def test_container_list_filters(client):
         for container in (first, second, third):
             container.remove(force=True)
         client.volumes.get("flt-vol").remove()
+
+
+def test_the_local_log_driver(client):
+    import docker
+
+    c = client.containers.run("busybox", ["sh", "-c", "echo to-local; echo err >&2"], detach=True,
+                              log_config=docker.types.LogConfig(type="local"))
+    try:
+        c.wait(timeout=30)
+        assert c.logs(stdout=True, stderr=False) == b"to-local\n" and c.logs(stdout=False, stderr=True) == b"err\n"
+        assert c.attrs["HostConfig"]["LogConfig"]["Type"] == "local"
+    finally:
+        c.remove(force=True)
+    with pytest.raises(docker.errors.APIError, match="no log driver named 'syslog'"):
+        client.containers.create("busybox", "true", log_config=docker.types.LogConfig(type="syslog"))

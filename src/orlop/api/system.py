@@ -81,7 +81,7 @@ class SystemRoutes:
             "ContainersStopped": len(records) - running - paused,
             "Images": len({r.config for r in self.containers.images.images.list()}),
             "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file"]},
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file", "local", "none"]},
             "MemoryLimit": host.memory, "SwapLimit": host.swap, "CpuCfsPeriod": host.cpu_cfs,
             "CpuCfsQuota": host.cpu_cfs, "CPUShares": host.cpu_shares, "CPUSet": host.cpuset, "PidsLimit": host.pids,
             "IPv4Forwarding": True, "Debug": settings.get("log-level") == "debug", "NFd": len(os.listdir("/proc/self/fd")),

@@ -155,7 +155,7 @@ class ContainerService:
             "Id": cid, "Created": now(), "Path": "", "Args": [], "State": empty_state(),
             "Image": record_image.config, "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
             "LogPath": os.path.join(self.store.dir(cid), f"{cid}-json.log")
-            if host_config["LogConfig"]["Type"] == "json-file" else "", "Name": "/" + name,
+            if host_config["LogConfig"]["Type"] in ("json-file", "local") else "", "Name": "/" + name,
             "RestartCount": 0, "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
             "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host_config, "Config": config,
             "GraphDriver": {"Name": "overlay2", "Data": {}}, "Mounts": [],
@@ -361,7 +361,7 @@ class ContainerService:
             answer = await shim_client.spawn({
                 "id": cid, "bundle": state_dir, "state_dir": state_dir, "runtime": runtime,
                 "runtime_root": runtime_root, "log_path": record["LogPath"],
-                "log_max_size": _size(log_opts.get("max-size")), "log_max_file": log_opts.get("max-file"),
+                **_log_rotation(record["HostConfig"]["LogConfig"]["Type"], log_opts),
                 "tty": cfg.get("Tty"), "stdin": cfg.get("OpenStdin"), "stdin_once": cfg.get("StdinOnce"),
             })
             self.exits.setdefault(cid, asyncio.Event())  # `wait` may already be waiting on it
@@ -831,7 +831,10 @@ class ContainerService:
         return users
 
 
-LOG_DRIVERS = ("json-file", "none")
+LOG_DRIVERS = ("json-file", "local", "none")
+# Docker's `local` driver rotates by default (20 MB × 5 files); orlop keeps it in the json-file
+# format, which only `docker logs` reads.
+LOCAL_LOG_DEFAULTS = {"max-size": "20m", "max-file": "5"}
 
 
 def _host_config_with_defaults(given, default_runtime: str) -> dict:
@@ -926,3 +929,10 @@ def _runtime_message(message: str) -> str:
 
 def _on_default_bridge(record: dict) -> bool:
     return (record["HostConfig"].get("NetworkMode") or "bridge") in ("bridge", "default")
+
+
+def _log_rotation(driver: str, options: dict) -> dict:
+    """The shim's rotation of the container's log: the options given, or the local driver's."""
+    if driver == "local":
+        options = {**LOCAL_LOG_DEFAULTS, **options}
+    return {"log_max_size": _size(options.get("max-size")), "log_max_file": options.get("max-file")}

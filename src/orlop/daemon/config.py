@@ -32,7 +32,7 @@ NOT_ACTED_ON = {
     "swarm-default-advertise-addr", "tls", "tlscacert", "tlscert", "tlskey", "tlsverify", "userland-proxy",
     "userland-proxy-path", "userns-remap",
 }
-_LOG_DRIVERS = ("json-file", "none")
+_LOG_DRIVERS = ("json-file", "local", "none")
 
 
 

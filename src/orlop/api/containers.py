@@ -419,12 +419,9 @@ class ContainerRoutes:
             answer, shim = await shim_client.request(state_dir, req)
         except OrlopError as e:
             started.set()
-            message = f"OCI runtime exec failed: {e}\r\n".encode()
             code = 127 if "no such file" in str(e).lower() or "not found" in str(e) else 126
             self.execs.exited(record, code, event=False)
-            await hijack.write(message if tty else streams.protocol.frame(streams.protocol.STDERR, message))
-            await hijack.close()
-            return hijack.finished()
+            return await _end_with(hijack, f"OCI runtime exec failed: {e}", tty)
         self.execs.started(record, answer.get("pid", 0))
         started.set()
         result = await streams.join(
@@ -443,10 +440,7 @@ class ContainerRoutes:
         if detach:
             raise InvalidParameter(message)
         hijack = await streams.Hijack.start(request, RAW if tty else MULTIPLEXED, streams.STANDARD_HEADERS)
-        text = (message + "\r\n").encode()
-        await hijack.write(text if tty else streams.protocol.frame(streams.protocol.STDERR, text))
-        await hijack.close()
-        return hijack.finished()
+        return await _end_with(hijack, message, tty)
 
     async def _exec_wait(self, cid: str, record: dict) -> None:
         try:
@@ -483,6 +477,14 @@ def _regex_match(pattern: str, text: str) -> bool:
         return re.search(pattern, text) is not None
     except re.error:
         return False
+
+
+async def _end_with(hijack: streams.Hijack, message: str, tty: bool) -> web.StreamResponse:
+    """An exec's stream that ends with why it could not run (on stderr when multiplexed)."""
+    text = (message + "\r\n").encode()
+    await hijack.write(text if tty else streams.protocol.frame(streams.protocol.STDERR, text))
+    await hijack.close()
+    return hijack.finished()
 
 
 def _port_key(value: str) -> str:

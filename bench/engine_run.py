@@ -85,6 +85,12 @@ def sh(cmd: list[str], timeout: float = 60, check: bool = True, env: dict | None
     return done
 
 
+def shown(argv: list[str], work: str) -> str:
+    """A command as the results record it: paths of this machine (the repository, the
+    benchmark's scratch directory) left out, so that results from two machines compare."""
+    return shlex.join(argv).replace(REPO + "/", "").replace(work, "<work>")
+
+
 def reason(done: subprocess.CompletedProcess) -> str:
     if done.returncode == -9:
         return "timed out"
@@ -397,7 +403,7 @@ def latency(engines: list[Engine], scenario: str, argv, runs: int, warmup: int, 
     base = timings.get(BASELINE, {}).get("median")
     for r in timings.values():
         r["vs_docker"] = r["median"] / base if base else None
-    return {"scenario": scenario, "commands": {n: shlex.join(c) for n, (c, _) in commands.items()},
+    return {"scenario": scenario, "commands": {n: shown(c, work) for n, (c, _) in commands.items()},
             "timings": timings, "unavailable": failures}
 
 
@@ -566,7 +572,7 @@ def main() -> int:
         orlopd, dockerd, podman = backends
         engines = [orlop_engine(orlopd), Engine("docker → orlopd", orlopd), Engine(BASELINE, dockerd),
                    Engine("podman", podman)]
-        report["engines"] = {e.name: {"cli": shlex.join(e.cli), "unavailable": e.unavailable} for e in engines}
+        report["engines"] = {e.name: {"cli": shown(e.cli, work), "unavailable": e.unavailable} for e in engines}
         if engines[0].unavailable:
             print(f"  orlop CLI unavailable: {engines[0].unavailable}")
 

@@ -282,7 +282,9 @@ def _tmpfs(values: list[str]) -> dict[str, str] | None:
 
 
 def _mounts(values: list[str]) -> list[dict]:
-    from orlop.cli import mountopt
+    if not values:
+        return []
+    from orlop.cli import mountopt  # only when --mount is given: `run` starts without it
 
     found = []
     for value in values or []:

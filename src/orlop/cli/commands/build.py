@@ -22,16 +22,6 @@ BUILD_SPEC = Spec("build", "orlop build [OPTIONS] PATH", "Build an image from a 
 ], min_args=1, max_args=1, aliases="orlop image build, orlop build")
 
 
-def _pairs(values: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for value in values or []:
-        key, eq, rest = value.partition("=")
-        if not key:
-            raise CommandError(f"invalid {what}: {value!r}")
-        out[key] = rest if eq else os.environ.get(key, "")
-    return out
-
-
 def _spool():
     """An unnamed temporary file (O_TMPFILE: nothing to clean up, and no `tempfile` import,
     ~10 ms of start-up)."""
@@ -75,6 +65,7 @@ def _context_tar(path: str, dockerfile: str):
 @command(BUILD_SPEC)
 def build(cli, opts, args):
     from orlop.cli import gojson
+    from orlop.cli.commands.common import key_values
 
     path = args[0]
     if not os.path.isdir(path):
@@ -89,8 +80,8 @@ def build(cli, opts, args):
     if not opts.quiet:
         sys.stderr.write(f"Sending build context to orlopd  {size / 1000:.3g}kB\n")
     query = [("t", tag) for tag in opts.tag or []] + [
-        ("dockerfile", dockerfile), ("buildargs", gojson.dumps(_pairs(opts.build_arg, "build-arg"))),
-        ("labels", gojson.dumps(_pairs(opts.label, "label"))), ("nocache", opts.no_cache), ("pull", opts.pull),
+        ("dockerfile", dockerfile), ("buildargs", gojson.dumps(key_values(opts.build_arg, "build-arg", from_env=True))),
+        ("labels", gojson.dumps(key_values(opts.label, "label", from_env=True))), ("nocache", opts.no_cache), ("pull", opts.pull),
         ("target", opts.target), ("q", opts.quiet), ("rm", opts.rm)]
     body = iter(lambda: context.read(1 << 20), b"")
     response = cli.client.request("POST", "/build", query, body=body,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from orlop.cli.commands.volumes import key_values, report_errors
+from orlop.cli.commands.common import key_values, report_errors
 from orlop.cli.errors import CommandError
 from orlop.cli.flags import Spec, command, flag
 from orlop.cli.formatter import Format

@@ -5,30 +5,12 @@ from __future__ import annotations
 import sys
 
 from orlop.cli import units
-from orlop.cli.errors import CommandError
+from orlop.cli.commands.common import key_values, report_errors
 from orlop.cli.flags import Spec, command, flag
 from orlop.cli.formatter import Format
 
 VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
                   "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE"}
-
-
-def key_values(values: list[str], what: str) -> dict[str, str]:
-    found = {}
-    for value in values or []:
-        key, eq, rest = value.partition("=")
-        if not key:
-            raise CommandError(f"invalid {what}: {value!r}")
-        found[key] = rest
-    return found
-
-
-def report_errors(errors: list[str]) -> int:
-    if not errors:
-        return 0
-    sys.stdout.flush()
-    sys.stderr.write("".join(f"Error response from daemon: {e}\n" for e in errors))
-    return 1
 
 
 CREATE_SPEC = Spec("volume create", "orlop volume create [OPTIONS] [VOLUME]", "Create a volume", [
